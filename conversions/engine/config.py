@@ -1,0 +1,128 @@
+"""Typed configuration of one conversion, parsed once from CLI flags or the new-run form.
+
+Everything here is JSON-serialisable (``to_dict`` / ``from_dict``) so a ``ConversionRun`` stores it in a
+JSON field and a re-run rebuilds exactly the same config.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+VARIANTS = ("none", "float16", "dynamic", "int8", "int16x8")
+"""``none`` is float32; ``dynamic`` is int8 weights with float activations (no calibration);
+``int8`` is full integer, calibrated; ``int16x8`` is int16 activations with int8 weights, calibrated."""
+
+CALIBRATED_VARIANTS = ("int8", "int16x8")
+IO_TYPES = ("float32", "uint8", "int8")
+FORMATS = ("onnx", "saved_model", "tflite", "all")
+
+
+def parse_variants(text: str | list[str] | tuple[str, ...]) -> tuple[str, ...]:
+    """``"none,int8"`` -> ``("none", "int8")``; ``float32`` is accepted as a synonym of ``none``."""
+    items = text.split(",") if isinstance(text, str) else list(text)
+    out: list[str] = []
+    for raw in items:
+        name = raw.strip().lower()
+        if not name:
+            continue
+        name = {"float32": "none", "fp32": "none", "fp16": "float16", "w8a16": "int16x8"}.get(name, name)
+        if name not in VARIANTS:
+            raise ValueError(f"unknown quantization {raw!r}; choose from {', '.join(VARIANTS)}")
+        if name not in out:
+            out.append(name)
+    if not out:
+        raise ValueError(f"no quantization given; choose from {', '.join(VARIANTS)}")
+    return tuple(out)
+
+
+def parse_input_shape(text: str | None, input_size: int = 224) -> tuple[int, ...]:
+    """``"1,3,224,224"`` -> ``(1, 3, 224, 224)``; no text gives ``(1, 3, size, size)``."""
+    if not text:
+        return (1, 3, int(input_size), int(input_size))
+    try:
+        shape = tuple(int(p) for p in str(text).replace("x", ",").split(",") if p.strip())
+    except ValueError:
+        raise ValueError(f"--input-shape {text!r} is not a comma-separated list of integers, e.g. 1,3,224,224") from None
+    if len(shape) != 4 or any(d <= 0 for d in shape):
+        raise ValueError(f"--input-shape {text!r} must be four positive integers N,C,H,W, e.g. 1,3,224,224")
+    return shape
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Where the weights are and how to build the architecture they belong to."""
+
+    checkpoint: str | None = None
+    """A state dict, a wrapped checkpoint, a pickled module or a ``.pt2`` torch.export program."""
+    model: str | None = None
+    """``package.module:factory``, ``path/to/file.py:factory`` or a built-in name (``efficientnet-lite0``)."""
+    model_kwargs: dict[str, Any] = field(default_factory=dict)
+    input_shape: tuple[int, ...] = (1, 3, 224, 224)
+    trust_checkpoint: bool = False
+    """Allow full unpickling (runs code from the file). Off by default."""
+
+    @property
+    def name(self) -> str:
+        if self.checkpoint:
+            return Path(self.checkpoint).stem
+        return (self.model or "model").split(":")[-1].replace("/", "_")
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """Which images feed calibration and verification, and how they are preprocessed."""
+
+    dataset_dir: str | None = None
+    dataset_type: str = "auto"
+    split: str | None = None
+    num_calib_samples: int = 100
+    num_eval_samples: int = 100
+    seed: int = 0
+    preprocess: str = "imagenet"
+    preprocess_overrides: dict[str, Any] = field(default_factory=dict)
+    """Custom ``mean``/``std``/``scale``/``resize``/``crop``/``interpolation`` over the preset."""
+    num_workers: int | None = None
+
+
+@dataclass(frozen=True)
+class ExportConfig:
+    model: ModelSpec
+    data: DataSpec = field(default_factory=DataSpec)
+    variants: tuple[str, ...] = ("int8",)
+    io_type: str = "float32"
+    output: str | None = None
+    """The ``.tflite`` path for a single variant; for several, ``output_dir`` names them."""
+    output_dir: str | None = None
+    formats: tuple[str, ...] = ("tflite",)
+    force: bool = False
+    latency_runs: int = 30
+    latency_threads: tuple[int, ...] = (1,)
+    debug: bool = False
+
+    def __post_init__(self) -> None:
+        for v in self.variants:
+            if v not in VARIANTS:
+                raise ValueError(f"unknown quantization {v!r}; choose from {', '.join(VARIANTS)}")
+        if self.io_type not in IO_TYPES:
+            raise ValueError(f"--io {self.io_type!r} is not one of {', '.join(IO_TYPES)}")
+
+    @property
+    def needs_calibration(self) -> bool:
+        return any(v in CALIBRATED_VARIANTS for v in self.variants)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "ExportConfig":
+        data = dict(data)
+        model = dict(data.pop("model"))
+        model["input_shape"] = tuple(model.get("input_shape", (1, 3, 224, 224)))
+        dataspec = DataSpec(**data.pop("data", {}))
+        for key in ("variants", "formats", "latency_threads"):
+            if key in data:
+                data[key] = tuple(data[key])
+        return cls(model=ModelSpec(**model), data=dataspec, **data)
