@@ -96,6 +96,9 @@ class ExportConfig:
     output: str | None = None
     """The ``.tflite`` path for a single variant; for several, ``output_dir`` names them."""
     output_dir: str | None = None
+    output_template: str = "{stem}_{variant}.tflite"
+    """File name of each variant inside ``output_dir``; ``{stem}`` is the model name, ``{variant}`` is
+    ``float32`` for ``none``. The portal passes ``<model>-v<version>-{variant}-r<run id>.tflite``."""
     formats: tuple[str, ...] = ("tflite",)
     force: bool = False
     latency_runs: int = 30
