@@ -1,6 +1,11 @@
 """quantweb settings, driven by the environment so the same code runs in dev, CI and production.
 
-DATABASE_URL (default: SQLite under var/), REDIS_URL, MEDIA_ROOT, SECRET_KEY, DEBUG.
+DATABASE_URL (default: SQLite under var/), REDIS_URL, MEDIA_ROOT, SECRET_KEY, DEBUG, QUANTWEB_QUEUE,
+QUANTWEB_DATASET_ROOTS (server folders users may register as datasets, separated by ":").
+
+Under pytest (which sets PYTEST_VERSION) the default database is this machine's PostgreSQL
+(pytest-django creates ``test_test`` from it) and the RQ queue gets a name of its own per test session, so
+tests run against the real services without cross-talk; DATABASE_URL / QUANTWEB_QUEUE still win.
 """
 
 import os
@@ -32,6 +37,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.auth.middleware.LoginRequiredMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -55,10 +61,14 @@ TEMPLATES = [
 
 WSGI_APPLICATION = "quantweb.wsgi.application"
 
+TESTING = "PYTEST_VERSION" in os.environ
+_DEFAULT_DATABASE_URL = (
+    "postgres://postgres@127.0.0.1:5432/test" if TESTING else f"sqlite:///{VAR_DIR / 'quantweb.sqlite3'}"
+)
 DATABASES = {
     "default": dj_database_url.parse(
-        os.environ.get("DATABASE_URL", f"sqlite:///{VAR_DIR / 'quantweb.sqlite3'}"),
-        conn_max_age=60,
+        os.environ.get("DATABASE_URL", _DEFAULT_DATABASE_URL),
+        conn_max_age=0 if TESTING else 60,
     )
 }
 
@@ -83,14 +93,34 @@ LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "/"
 
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
-RQ_QUEUE_NAME = os.environ.get("QUANTWEB_QUEUE", "conversions")
+RQ_QUEUE_NAME = os.environ.get("QUANTWEB_QUEUE", f"conversions-test-{os.getpid()}" if TESTING else "conversions")
 RQ_QUEUES = {
     RQ_QUEUE_NAME: {"URL": REDIS_URL, "DEFAULT_TIMEOUT": 3600},
 }
+
+# Runs: a worker stamps its run's heartbeat every few seconds; a run silent for longer than the timeout
+# (or whose process is gone, on the same host) is marked failed by the reaper.
+QUANTWEB_RUN_HEARTBEAT_SECONDS = float(os.environ.get("QUANTWEB_RUN_HEARTBEAT_SECONDS", "10"))
+QUANTWEB_RUN_HEARTBEAT_TIMEOUT = float(os.environ.get("QUANTWEB_RUN_HEARTBEAT_TIMEOUT", "120"))
+QUANTWEB_RUN_TIMEOUT = int(os.environ.get("QUANTWEB_RUN_TIMEOUT", "3600"))
+
+# Uploads: checkpoint and dataset archive sizes, and what an archive may extract to.
+MB = 1024 * 1024
+QUANTWEB_MAX_CHECKPOINT_UPLOAD = int(os.environ.get("QUANTWEB_MAX_CHECKPOINT_UPLOAD_MB", "2048")) * MB
+QUANTWEB_MAX_ARCHITECTURE_UPLOAD = 1 * MB
+QUANTWEB_MAX_DATASET_UPLOAD = int(os.environ.get("QUANTWEB_MAX_DATASET_UPLOAD_MB", "4096")) * MB
+QUANTWEB_ARCHIVE_MAX_FILES = int(os.environ.get("QUANTWEB_ARCHIVE_MAX_FILES", "200000"))
+QUANTWEB_ARCHIVE_MAX_BYTES = int(os.environ.get("QUANTWEB_ARCHIVE_MAX_MB", "8192")) * MB
+FILE_UPLOAD_TEMP_DIR = None  # large uploads stream to the system temp dir, never into memory
+# Server folders that may be registered as datasets without uploading them (staff decide, here).
+QUANTWEB_DATASET_ROOTS = [
+    Path(p) for p in os.environ.get("QUANTWEB_DATASET_ROOTS", str(BASE_DIR / "demo")).split(os.pathsep) if p
+]
+QUANTWEB_THUMBNAILS = 8
 
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "loggers": {"quantweb": {"handlers": ["console"], "level": "INFO"}},
+    "loggers": {"quantweb": {"handlers": ["console"], "level": "INFO", "propagate": False}},
 }

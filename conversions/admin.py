@@ -1,0 +1,102 @@
+"""The staff audit view: who converted what, when, with which data and settings.
+
+Runs and artifacts are an audit trail: read-only here (view permission only, no add/change/delete).
+Datasets and checkpoints are editable; marking a checkpoint trusted is a staff decision made here.
+"""
+
+from django.contrib import admin, messages
+from django.utils.html import format_html
+
+from conversions.models import Artifact, Checkpoint, ConversionRun, Dataset
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Dataset)
+class DatasetAdmin(admin.ModelAdmin):
+    list_display = ("name", "source", "layout", "num_images", "num_classes", "num_skipped", "created_by", "created")
+    list_filter = ("source", "layout", "created")
+    search_fields = ("name", "path", "archive_name", "description")
+    readonly_fields = ("structure", "thumbnails", "num_images", "num_classes", "num_skipped", "created")
+    date_hierarchy = "created"
+
+
+@admin.register(Checkpoint)
+class CheckpointAdmin(admin.ModelAdmin):
+    list_display = ("name", "version", "architecture", "size_bytes", "short_sha256", "trusted", "created_by", "created")
+    list_filter = ("trusted", "preprocess", "created")
+    search_fields = ("name", "architecture", "sha256", "description")
+    readonly_fields = ("sha256", "size_bytes", "created")
+    actions = ["mark_trusted", "mark_untrusted"]
+
+    @admin.display(description="sha256")
+    def short_sha256(self, obj):
+        return obj.sha256[:12]
+
+    @admin.action(description="Mark trusted (allow unpickling and uploaded architecture code)")
+    def mark_trusted(self, request, queryset):
+        n = queryset.update(trusted=True)
+        self.message_user(request, f"{n} checkpoint(s) marked trusted.", messages.WARNING)
+
+    @admin.action(description="Mark untrusted")
+    def mark_untrusted(self, request, queryset):
+        n = queryset.update(trusted=False)
+        self.message_user(request, f"{n} checkpoint(s) marked untrusted.")
+
+
+class ArtifactInline(admin.TabularInline):
+    model = Artifact
+    fields = ("filename", "variant", "size_bytes", "sha256", "created")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(ConversionRun)
+class ConversionRunAdmin(ReadOnlyAdmin):
+    list_display = (
+        "id", "status", "model_name", "model_version", "variants", "dataset_name", "size_bytes", "top1_agreement",
+        "duration_s", "source", "created_by", "worker", "created",
+    )  # fmt: skip
+    list_filter = ("status", "source", "primary_variant", "created")
+    search_fields = ("id", "model_name", "dataset_name", "job_id", "worker", "error", "created_by__username")
+    list_select_related = ("created_by",)
+    date_hierarchy = "created"
+    inlines = [ArtifactInline]
+
+    def get_queryset(self, request):
+        qs = super().get_queryset(request)
+        if request.resolver_match and request.resolver_match.url_name.endswith("changelist"):
+            qs = qs.defer("report", "log", "config")
+        return qs
+
+
+@admin.register(Artifact)
+class ArtifactAdmin(ReadOnlyAdmin):
+    list_display = ("filename", "variant", "size_bytes", "short_sha256", "run_link", "created")
+    list_filter = ("variant", "created")
+    search_fields = ("filename", "sha256", "run__model_name")
+    list_select_related = ("run",)
+
+    @admin.display(description="sha256")
+    def short_sha256(self, obj):
+        return obj.sha256[:12]
+
+    @admin.display(description="run")
+    def run_link(self, obj):
+        return format_html('<a href="{}">run {}</a>', obj.run.get_absolute_url(), obj.run_id)

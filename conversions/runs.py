@@ -1,0 +1,275 @@
+"""Executing a recorded run: the one code path the RQ job and the ``export_models`` CLI share.
+
+``execute_run(run)`` claims the run, calls the engine with a ``Progress`` that writes onto the row, stores
+the report and artifacts, and on any failure marks the run failed and removes what it wrote.
+``reap_dead_runs()`` finds runs whose process died and marks them failed with the reason.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import getpass
+import logging
+import os
+import socket
+import threading
+import time
+from pathlib import Path
+
+from django.conf import settings
+from django.db import close_old_connections, connection
+from django.utils import timezone
+
+from conversions.engine.config import ExportConfig
+from conversions.engine.errors import QuantwebError
+from conversions.engine.progress import Progress
+from conversions.engine.results import ExportReport
+from conversions.models import ConversionRun, Dataset, media_relative, variant_label
+
+logger = logging.getLogger("quantweb.conversions")
+
+
+class RunNotStartable(Exception):
+    """The run is not queued any more (another worker claimed it, or it was cancelled or reaped)."""
+
+
+class RunCancelled(Exception):
+    """The run was cancelled while it was executing; its outputs were discarded."""
+
+
+def record_cli_run(config: ExportConfig, user=None) -> ConversionRun:
+    """Records a CLI conversion (queued) whose outputs go where the CLI user asked; ``execute_run`` runs it."""
+    dataset = None
+    if config.data.dataset_dir:
+        dataset = Dataset.objects.filter(path=media_relative(config.data.dataset_dir)).first()
+    return ConversionRun.objects.create(
+        source=ConversionRun.Source.CLI,
+        status=ConversionRun.Status.QUEUED,
+        dataset=dataset,
+        variants=",".join(config.variants),
+        num_calib_samples=config.data.num_calib_samples,
+        preprocess=config.data.preprocess,
+        seed=config.data.seed,
+        config=config.to_dict(),
+        created_by=user,
+        model_name=config.model.name[:100],
+        dataset_name=(dataset.name if dataset else config.data.dataset_dir or "")[:200],
+        worker=f"cli {_os_user()}@{socket.gethostname()}"[:200],
+    )
+
+
+def execute_run(run: ConversionRun, progress: Progress | None = None) -> ExportReport:
+    """Runs a queued run to its end in this process and returns the engine's report.
+
+    Raises ``RunNotStartable`` if the run is no longer queued, the engine's error (after marking the run
+    failed) if the conversion fails, and ``RunCancelled`` if the run was cancelled meanwhile.
+    """
+    from conversions.engine.pipeline import run_export  # torch and TensorFlow load only where runs execute
+
+    if not run.start(worker=_worker_name(), hostname=socket.gethostname(), pid=os.getpid()):
+        run.refresh_from_db(fields=["status"])
+        raise RunNotStartable(f"run {run.pk} is {run.status}, not queued; it was not run again")
+
+    config = run.export_config()
+    if run.source == ConversionRun.Source.PORTAL:
+        config = dataclasses.replace(
+            config,
+            output=None,
+            output_dir=str(run.portal_output_dir()),
+            output_template=run.artifact_filename_template(),
+        )
+        ConversionRun.objects.filter(pk=run.pk).update(config=config.to_dict())
+    planned = planned_outputs(config)
+    preexisting = {p for p in planned if p.exists()}
+    row_progress = RunProgress(run, forward=progress)
+    row_progress.log(f"run {run.pk} started on {run.worker} (pid {os.getpid()})")
+    try:
+        with Heartbeat(run):
+            report = run_export(config, row_progress)
+        row_progress.flush()
+        if not run.finish(report, config):
+            raise RunCancelled(f"run {run.pk} was cancelled; its outputs were discarded")
+    except BaseException as exc:
+        row_progress.flush(check_cancel=False)
+        removed = _remove_new_files(planned, preexisting)
+        if removed:
+            logger.info("run %s: removed %d output(s) of the failed run", run.pk, len(removed))
+        run.terminate(ConversionRun.Status.FAILED, error=failure_message(exc))
+        raise
+    return report
+
+
+def failure_message(exc: BaseException) -> str:
+    if isinstance(exc, QuantwebError):
+        return str(exc)
+    if isinstance(exc, KeyboardInterrupt):
+        return "Interrupted (Ctrl-C, or cancelled from the portal)."
+    return f"{type(exc).__name__}: {exc}"
+
+
+def planned_outputs(config: ExportConfig) -> list[Path]:
+    """The ``.tflite`` files the engine will write for ``config`` (for clean-up after a failure)."""
+    if config.output and len(config.variants) == 1:
+        return [Path(config.output)]
+    folder = Path(config.output_dir or ".")
+    return [
+        folder / config.output_template.format(stem=config.model.name, variant=variant_label(v))
+        for v in config.variants
+    ]
+
+
+def _remove_new_files(planned: list[Path], preexisting: set[Path]) -> list[Path]:
+    removed = []
+    for path in planned:
+        if path not in preexisting and path.exists():
+            path.unlink()
+            removed.append(path)
+        for partial in path.parent.glob(f".{path.name}.*.partial") if path.parent.is_dir() else ():
+            partial.unlink(missing_ok=True)
+    return removed
+
+
+def remove_run_outputs(run: ConversionRun) -> list[Path]:
+    """Deletes what an unfinished portal run may have left in its artifact folder (never a CLI user's files)."""
+    if run.source != ConversionRun.Source.PORTAL or run.status == ConversionRun.Status.SUCCEEDED:
+        return []
+    folder = run.portal_output_dir()
+    if not folder.is_dir():
+        return []
+    pattern = run.artifact_filename_template().format(variant="*")
+    removed = []
+    for path in [*folder.glob(pattern), *folder.glob(f".{pattern}.*.partial")]:
+        path.unlink(missing_ok=True)
+        removed.append(path)
+    return removed
+
+
+def _worker_name() -> str:
+    from rq import get_current_job
+
+    job = get_current_job()
+    if job is not None and job.worker_name:
+        return job.worker_name
+    return f"cli {_os_user()}@{socket.gethostname()}"
+
+
+def _os_user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return str(os.getuid())
+
+
+class RunProgress:
+    """A ``Progress`` that writes stage, fraction and log lines onto the run row (at most one write per
+    ``interval`` seconds, and at each stage change) and forwards every call to ``forward``.
+
+    When a flush finds the run cancelled it raises ``RunCancelled`` so a CLI run stops at the next
+    progress call (an RQ run is stopped by killing its work horse).
+    """
+
+    def __init__(self, run: ConversionRun, forward: Progress | None = None, interval: float = 1.0) -> None:
+        self.run = run
+        self.forward = forward
+        self.interval = interval
+        self._stage: str | None = None
+        self._fraction: float | None = None
+        self._lines: list[str] = []
+        self._stages: list[list] = list(run.stages or [])
+        self._stages_changed = False
+        self._started = time.monotonic()
+        self._last_write = 0.0
+
+    def stage(self, name: str) -> None:
+        if self.forward:
+            self.forward.stage(name)
+        self._stage = name
+        self._fraction = 0.0
+        self._stages.append([name, round(time.monotonic() - self._started, 2)])
+        self._stages_changed = True
+        self._lines.append(f"[{time.strftime('%H:%M:%S')}] stage: {name}")
+        self.flush()
+
+    def update(self, fraction: float, detail: str = "") -> None:
+        if self.forward:
+            self.forward.update(fraction, detail)
+        self._fraction = fraction
+        self._maybe_flush()
+
+    def log(self, message: str) -> None:
+        if self.forward:
+            self.forward.log(message)
+        self._lines.extend(str(message).splitlines() or [""])
+        self._maybe_flush()
+
+    def _maybe_flush(self) -> None:
+        if time.monotonic() - self._last_write >= self.interval:
+            self.flush()
+
+    def flush(self, check_cancel: bool = True) -> None:
+        status = self.run.write_progress(
+            stage=self._stage,
+            fraction=self._fraction,
+            log_lines=self._lines,
+            stages=self._stages if self._stages_changed else None,
+        )
+        self._lines = []
+        self._stages_changed = False
+        self._last_write = time.monotonic()
+        if check_cancel and status == ConversionRun.Status.CANCELLED:
+            raise RunCancelled(f"run {self.run.pk} was cancelled")
+
+
+class Heartbeat:
+    """A daemon thread that stamps ``run.heartbeat`` every few seconds while the engine works, so a run
+    whose process died is recognised by its stale heartbeat on any host."""
+
+    def __init__(self, run: ConversionRun, every: float | None = None) -> None:
+        self.run_pk = run.pk
+        self.every = every or settings.QUANTWEB_RUN_HEARTBEAT_SECONDS
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name=f"heartbeat-run-{run.pk}", daemon=True)
+
+    def __enter__(self) -> "Heartbeat":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _beat(self) -> None:
+        try:
+            while not self._stop.wait(self.every):
+                close_old_connections()
+                ConversionRun.objects.filter(pk=self.run_pk, status=ConversionRun.Status.RUNNING).update(
+                    heartbeat=timezone.now()
+                )
+        finally:
+            connection.close()
+
+
+def reap_dead_runs(check_queue: bool = True) -> list[ConversionRun]:
+    """Marks failed every active run that can no longer finish, with the reason; returns them.
+
+    Running runs: their process is gone (same host), their heartbeat is stale, or RQ recorded their job as
+    failed or stopped. Queued runs (with ``check_queue``): their RQ job vanished or failed before it started.
+    """
+    from conversions import jobs
+
+    reaped = []
+    running = list(ConversionRun.objects.filter(status=ConversionRun.Status.RUNNING))
+    queued = []
+    if check_queue:
+        grace = timezone.now() - timezone.timedelta(seconds=30)
+        queued = list(
+            ConversionRun.objects.filter(status=ConversionRun.Status.QUEUED, created__lt=grace).exclude(job_id="")
+        )
+    rq_reasons = jobs.job_failure_reasons([r for r in running + queued if r.job_id]) if check_queue else {}
+    for run in running + queued:
+        reason = run.death_reason() or rq_reasons.get(run.pk)
+        if reason and run.terminate(ConversionRun.Status.FAILED, error=reason):
+            logger.warning("run %s marked failed: %s", run.pk, reason)
+            remove_run_outputs(run)
+            reaped.append(run)
+    return reaped
