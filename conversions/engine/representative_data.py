@@ -1,0 +1,388 @@
+"""Representative data: a dataset folder -> detected layout, seeded sample, preprocessed bounded stream.
+
+The one public entry over ``engine/data/`` (``layouts`` detects, ``sampling`` draws, ``preprocess`` reads and
+normalises one image, ``streaming`` decodes in parallel, ``standalone`` writes a self-contained module).
+The command, the RQ job and the conversion pipeline all use ``RepresentativeDataGenerator``::
+
+    gen = RepresentativeDataGenerator("data/", num_samples=100, input_shape=(1, 3, 224, 224), layout="NHWC")
+    gen.print_summary()
+    converter.representative_dataset = gen.generate_tflite_batches
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import sys
+from collections import Counter
+from functools import partial
+from pathlib import Path
+from typing import Any, Callable, Iterator, TextIO
+
+import numpy as np
+from PIL import Image
+
+from .atomic import write_bytes_atomic
+from .config import parse_input_shape
+from .data.layouts import ACCEPTED_LAYOUTS, DATASET_TYPES, DatasetStructure, ImageItem, detect_dataset
+from .data.preprocess import (
+    MAX_IMAGE_PIXELS,
+    PRESETS,
+    ImageReadError,
+    PreprocessSpec,
+    build_spec,
+    conversion_note,
+    exif_orientation,
+    load_image,
+    open_image,
+    preprocess_overrides_from_args,
+    to_layout,
+    transform,
+)
+from .data.sampling import Sampler, budget
+from .data.streaming import default_workers, stream
+from .errors import DatasetError
+
+__all__ = [
+    "ACCEPTED_LAYOUTS",
+    "DATASET_TYPES",
+    "LAYOUTS",
+    "PRESETS",
+    "DatasetStructure",
+    "ImageItem",
+    "PreprocessSpec",
+    "RepresentativeDataGenerator",
+    "build_spec",
+    "detect_dataset",
+    "preprocess_overrides_from_args",
+    "resolve_input_shape",
+]
+
+LAYOUTS = ("NCHW", "NHWC")
+EVALUATION_POLICY = (
+    "evaluation images are drawn after calibration from the same shuffled pools, in the same split "
+    "preference (the chosen split first, then val, test, train), so they never overlap calibration"
+)
+
+
+def resolve_input_shape(
+    input_shape: tuple[int, ...] | list[int] | str | None, input_size: int | tuple[int, int], layout: str
+) -> tuple[int, tuple[int, int]]:
+    """(channels, (H, W)) from the model's input shape, which wins over ``input_size``.
+
+    The shape is N,C,H,W; with ``layout="NHWC"`` an N,H,W,C shape (channels last, 1/3/4) is recognised too.
+    """
+    if input_shape is None:
+        size = (input_size, input_size) if isinstance(input_size, int) else tuple(input_size)
+        return 3, (int(size[0]), int(size[1]))
+    shape = parse_input_shape(input_shape) if isinstance(input_shape, str) else tuple(int(d) for d in input_shape)
+    if len(shape) == 3:
+        shape = (1, *shape)
+    if len(shape) != 4:
+        raise ValueError(f"input shape {shape} must be N,C,H,W (e.g. 1,3,224,224)")
+    if layout == "NHWC" and shape[3] in (1, 3, 4) and shape[1] not in (1, 3, 4):
+        return shape[3], (shape[1], shape[2])
+    return shape[1], (shape[2], shape[3])
+
+
+def _decode(
+    path: str,
+    spec: PreprocessSpec,
+    layout: str,
+    custom: Callable[[Image.Image], np.ndarray] | None,
+    max_pixels: int,
+) -> np.ndarray:
+    """One file -> one preprocessed sample; runs in the worker processes."""
+    image = load_image(path, None if custom else spec, spec.channels, max_pixels)
+    if custom is None:
+        return to_layout(transform(image, spec), layout)
+    chw = np.asarray(custom(image))
+    if chw.ndim == 2:
+        chw = chw[None]
+    if chw.ndim != 3:
+        raise ValueError(f"the preprocess callable returned shape {chw.shape} for {path}; it must return a CHW array")
+    return to_layout(chw, layout)
+
+
+class RepresentativeDataGenerator:
+    """Calibration (and held-out evaluation) samples from a dataset folder, streamed in bounded memory.
+
+    ``preprocess`` is a preset name (``imagenet``, ``yolo``, ``inception``, ``raw``; ``None`` picks
+    ``yolo`` for YOLO datasets and ``imagenet`` otherwise), a ``PreprocessSpec``, or a callable
+    ``PIL.Image -> CHW array`` that replaces the per-image preprocessing (so does overriding
+    ``preprocess_image`` in a subclass). ``dtype=None`` takes the preset's (``uint8`` for ``raw``).
+    """
+
+    def __init__(
+        self,
+        data_dir: str | os.PathLike[str],
+        dataset_type: str = "auto",
+        num_samples: int = 100,
+        split: str | None = None,
+        seed: int = 0,
+        preprocess: str | PreprocessSpec | Callable[[Image.Image], np.ndarray] | None = None,
+        input_size: int | tuple[int, int] = 224,
+        input_shape: tuple[int, ...] | list[int] | str | None = None,
+        dtype: str | None = None,
+        layout: str = "NCHW",
+        num_eval_samples: int = 0,
+        num_workers: int | None = None,
+        preprocess_overrides: dict[str, Any] | None = None,
+        max_image_pixels: int = MAX_IMAGE_PIXELS,
+    ) -> None:
+        layout = layout.upper()
+        if layout not in LAYOUTS:
+            raise ValueError(f"layout {layout!r} is not NCHW or NHWC")
+        if num_samples < 0 or num_eval_samples < 0:
+            raise ValueError("num_samples and num_eval_samples must be >= 0")
+        self.layout = layout
+        self.seed = int(seed)
+        self.num_samples = int(num_samples)
+        self.num_eval_samples = int(num_eval_samples)
+        self.num_workers = default_workers() if num_workers is None else max(0, int(num_workers))
+        self.max_image_pixels = int(max_image_pixels)
+        self.skipped: list[dict[str, str]] = []
+        self.notes: list[str] = []
+        self._skipped_paths: set[str] = set()
+        self._conversions: Counter[str] = Counter()
+        self._rotated = 0
+
+        self.structure = detect_dataset(data_dir, dataset_type, split)
+        channels, size = resolve_input_shape(input_shape, input_size, layout)
+        self.custom_preprocess = self._resolve_custom(preprocess)
+        if isinstance(preprocess, PreprocessSpec):
+            self.preprocess_spec = preprocess
+        else:
+            preset = preprocess if isinstance(preprocess, str) and preprocess != "auto" else None
+            preset = preset or ("yolo" if self.structure.layout == "yolo" else "imagenet")
+            self.preprocess_spec = build_spec(preset, size, channels, dtype, preprocess_overrides)
+        self._sample(split is not None)
+
+    # ------------------------------------------------------------------------------- construction
+
+    def _resolve_custom(self, preprocess: Any) -> Callable[[Image.Image], np.ndarray] | None:
+        if type(self).preprocess_image is not RepresentativeDataGenerator.preprocess_image:
+            return self.preprocess_image
+        if callable(preprocess) and not isinstance(preprocess, (str, PreprocessSpec)):
+            return preprocess
+        if preprocess is not None and not isinstance(preprocess, (str, PreprocessSpec)):
+            raise TypeError(f"preprocess must be a preset name, a PreprocessSpec or a callable, not {type(preprocess).__name__}")
+        return None
+
+    def _sample(self, pinned_split: bool) -> None:
+        sampler = Sampler(self.structure, self.seed, self.structure.layout == "imagefolder", pinned_split)
+        n_calib, n_eval = budget(sampler.available, self.num_samples, self.num_eval_samples)
+        calib = sampler.draw(n_calib, self._probe, "calibration")
+        evaluation = sampler.draw(n_eval, self._probe, "evaluation")
+        self.calibration_items: list[ImageItem] = calib.items
+        self.evaluation_items: list[ImageItem] = evaluation.items
+        self.calibration_from_split = calib.from_split
+        self.evaluation_from_split = evaluation.from_split
+        if self.num_samples and not self.calibration_items:
+            raise DatasetError(
+                f"no usable images in {self.structure.root}: all {len(self.skipped)} files tried could not be read "
+                f"({self._skip_summary()}); add readable .jpg/.png images or point --data-dir elsewhere."
+            )
+        self._write_notes(sampler.available)
+
+    def _probe(self, item: ImageItem) -> bool:
+        """Header check of a sampled file; unusable ones are recorded and replaced by the sampler."""
+        try:
+            image = open_image(item.path, self.max_image_pixels)
+        except ImageReadError as err:
+            self._skip(item.path, str(err))
+            return False
+        with image:
+            if exif_orientation(image) != 1:
+                self._rotated += 1
+            note = conversion_note(image.mode, self.preprocess_spec.channels, "transparency" in image.info)
+        if note:
+            self._conversions[note] += 1
+        return True
+
+    def _skip(self, path: str, reason: str) -> None:
+        if path not in self._skipped_paths:
+            self._skipped_paths.add(path)
+            self.skipped.append({"path": path, "reason": reason})
+
+    def _skip_summary(self) -> str:
+        reasons = Counter(s["reason"].split(" (")[0] for s in self.skipped)
+        return ", ".join(f"{n} {r}" for r, n in reasons.most_common())
+
+    def _write_notes(self, available: int) -> None:
+        wanted = self.num_samples + self.num_eval_samples
+        got_c, got_e = len(self.calibration_items), len(self.evaluation_items)
+        if available < wanted:
+            if self.num_eval_samples:
+                self.notes.append(
+                    f"fewer images than requested ({available:,} for {self.num_samples:,} calibration + "
+                    f"{self.num_eval_samples:,} evaluation): using {got_c:,} for calibration and {got_e:,} for evaluation"
+                )
+            else:
+                self.notes.append(f"fewer images than requested: using all {got_c:,}")
+        elif got_c < self.num_samples or got_e < self.num_eval_samples:
+            self.notes.append(
+                f"only {got_c:,} calibration and {got_e:,} evaluation images are readable "
+                f"(asked for {self.num_samples:,} and {self.num_eval_samples:,})"
+            )
+        if len(self.calibration_from_split) > 1:
+            parts = ", ".join(f"{n:,} from {s!r}" for s, n in self.calibration_from_split.items())
+            self.notes.append(f"split {self.structure.split!r} has too few images; calibration takes {parts}")
+        for note, count in sorted(self._conversions.items()):
+            self.notes.append(f"{count:,} {note}")
+        if self._rotated:
+            self.notes.append(f"{self._rotated:,} images rotated upright per their EXIF orientation")
+        if self.skipped:
+            self.notes.append(f"{len(self.skipped):,} unusable files skipped and replaced ({self._skip_summary()})")
+        if self.structure.ignored_files:
+            self.notes.append(f"{self.structure.ignored_files:,} files without an image extension ignored")
+        for unreadable in self.structure.unreadable_dirs:
+            self.notes.append(f"could not list folder {unreadable}")
+
+    # ---------------------------------------------------------------------------------- streaming
+
+    def preprocess_image(self, image: Image.Image) -> np.ndarray:
+        """Upright image in the model's channels -> CHW array. Override in a subclass to replace it."""
+        return transform(image, self.preprocess_spec)
+
+    def _decoder(self) -> Callable[[str], np.ndarray]:
+        return partial(_decode, spec=self.preprocess_spec, layout=self.layout, custom=self.custom_preprocess,
+                       max_pixels=self.max_image_pixels)
+
+    def _stream(self, items: list[ImageItem]) -> Iterator[tuple[ImageItem, np.ndarray]]:
+        produced = 0
+        for index, array, reason in stream([it.path for it in items], self._decoder(), self.num_workers):
+            if array is None:
+                self._skip(items[index].path, reason or "unreadable")
+                continue
+            produced += 1
+            yield items[index], array
+        if items and not produced:
+            raise DatasetError(
+                f"none of the {len(items)} sampled images in {self.structure.root} could be decoded "
+                f"({self._skip_summary()}); replace the broken files or point --data-dir elsewhere."
+            )
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        """Preprocessed calibration samples, one array per image, no batch dimension."""
+        for _, array in self._stream(self.calibration_items):
+            yield array
+
+    def __len__(self) -> int:
+        return len(self.calibration_items)
+
+    def generate_tflite_batches(self) -> Iterator[list[np.ndarray]]:
+        """``TFLiteConverter.representative_dataset``: ``[sample[None]]`` per image, a fresh stream per call."""
+        for array in self:
+            yield [array[None]]
+
+    def iter_evaluation(self) -> Iterator[tuple[np.ndarray, ImageItem]]:
+        """Held-out samples (disjoint from calibration) with their items, same preprocessing and layout."""
+        for item, array in self._stream(self.evaluation_items):
+            yield array, item
+
+    @property
+    def sample_shape(self) -> tuple[int, ...]:
+        if self.custom_preprocess is not None:
+            return ()
+        h, w = self.preprocess_spec.size
+        c = self.preprocess_spec.channels
+        return (c, h, w) if self.layout == "NCHW" else (h, w, c)
+
+    # ------------------------------------------------------------------------------------ output
+
+    def _relative(self, items: list[ImageItem]) -> list[str]:
+        root = self.structure.root
+        return [os.path.relpath(it.path, root) if it.path.startswith(root + os.sep) else it.path for it in items]
+
+    def _class_counts(self, items: list[ImageItem]) -> dict[str, int]:
+        if not self.structure.classes or self.structure.layout != "imagefolder":
+            return {}
+        counts = Counter(self.structure.classes[it.label] for it in items if it.label is not None)
+        return {name: counts.get(name, 0) for name in self.structure.classes}
+
+    def report(self) -> dict[str, Any]:
+        """JSON-able: what was detected, how images are preprocessed, which files were used and skipped."""
+        spec = self.preprocess_spec.to_dict()
+        spec.update(layout=self.layout, sample_shape=list(self.sample_shape), description=self.preprocess_spec.describe())
+        if self.custom_preprocess is not None:
+            spec["custom"] = getattr(self.custom_preprocess, "__qualname__", repr(self.custom_preprocess))
+        return {
+            "structure": self.structure.to_dict(),
+            "preprocess": spec,
+            "calibration": {
+                "samples": len(self.calibration_items),
+                "requested": self.num_samples,
+                "seed": self.seed,
+                "from_split": dict(self.calibration_from_split),
+                "class_counts": self._class_counts(self.calibration_items),
+                "files": self._relative(self.calibration_items),
+            },
+            "evaluation": {
+                "samples": len(self.evaluation_items),
+                "requested": self.num_eval_samples,
+                "seed": self.seed,
+                "from_split": dict(self.evaluation_from_split),
+                "class_counts": self._class_counts(self.evaluation_items),
+                "files": self._relative(self.evaluation_items),
+                "disjoint_from_calibration": True,
+                "policy": EVALUATION_POLICY,
+            },
+            "skipped": list(self.skipped),
+            "notes": list(self.notes),
+        }
+
+    def summary_lines(self) -> list[str]:
+        s = self.structure
+        lines = [f"Dataset: {s.describe()}", f"  at {s.root}", f"  why: {s.reason}"]
+        if s.splits:
+            lines.append("  splits: " + ", ".join(f"{k} {v:,}" for k, v in s.splits.items()))
+        if s.classes:
+            shown = ", ".join(s.classes[:10]) + (f", ... ({len(s.classes) - 10} more)" if len(s.classes) > 10 else "")
+            lines.append(f"  classes: {shown}")
+        where = ", ".join(f"{n:,} from {k!r}" for k, n in self.calibration_from_split.items()) or "none"
+        lines.append(f"Calibration: {len(self.calibration_items):,} images (seed {self.seed}; {where})")
+        if self.num_eval_samples:
+            where = ", ".join(f"{n:,} from {k!r}" for k, n in self.evaluation_from_split.items()) or "none"
+            lines.append(f"Evaluation: {len(self.evaluation_items):,} held-out images ({where}), disjoint from calibration")
+        if self.custom_preprocess is not None:
+            lines.append(f"Preprocess: custom {getattr(self.custom_preprocess, '__qualname__', 'callable')}; {self.layout}")
+        else:
+            lines.append(f"Preprocess: {self.preprocess_spec.describe()}; {self.layout} {self.sample_shape}")
+        lines.extend(f"Note: {note}" for note in self.notes)
+        if self.skipped:
+            lines.append(f"Skipped {len(self.skipped):,} files:")
+            lines.extend(f"  {item['path']}: {item['reason']}" for item in self.skipped[:20])
+            if len(self.skipped) > 20:
+                lines.append(f"  ... and {len(self.skipped) - 20} more (see the report)")
+        return lines
+
+    def print_summary(self, file: TextIO | None = None) -> None:
+        print("\n".join(self.summary_lines()), file=file or sys.stdout)
+
+    def save(self, path: str | os.PathLike[str], force: bool = False) -> np.ndarray:
+        """Writes the calibration samples to ``path`` (``.npz``: ``samples``, ``files``, ``spec``); returns them."""
+        samples: np.ndarray | None = None
+        files: list[str] = []
+        count = 0
+        for item, array in self._stream(self.calibration_items):
+            if samples is None:
+                samples = np.empty((len(self.calibration_items), *array.shape), dtype=array.dtype)
+            samples[count] = array
+            files.append(item.path)
+            count += 1
+        if samples is None:
+            raise DatasetError("there are no calibration samples to save; ask for --num-samples of at least 1.")
+        samples = samples[:count]
+        buffer = io.BytesIO()
+        np.savez(buffer, samples=samples, files=np.array(self._relative([ImageItem(f) for f in files])),
+                 spec=np.array(json.dumps(self.report()["preprocess"])))
+        write_bytes_atomic(Path(path), buffer.getvalue(), force=force)
+        return samples
+
+    @staticmethod
+    def load(path: str | os.PathLike[str]) -> np.ndarray:
+        """The ``(N, ...)`` samples written by ``save`` (or by a module from ``--create-module``)."""
+        with np.load(path, allow_pickle=False) as data:
+            return data["samples"]

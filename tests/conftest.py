@@ -1,0 +1,3 @@
+"""Shared pytest fixtures; each area keeps its own in a module imported here."""
+
+from data_fixtures import rd_flat, rd_imagefolder  # noqa: F401  (representative-data image trees)
