@@ -102,22 +102,31 @@ class Dataset(models.Model):
     def folder(self) -> Path:
         return media_absolute(self.path)
 
+    def detect_structure(self) -> None:
+        """Asks the data engine what this folder holds (raises its DatasetError, a QuantwebError)."""
+        from conversions.engine.representative_data import detect_dataset
+
+        self.apply_structure(detect_dataset(self.folder, self.dataset_type).to_dict())
+
     def apply_structure(self, structure: dict[str, Any]) -> None:
         """Stores the detected structure and the few figures the lists show."""
         self.structure = structure
-        self.layout = str(structure.get("layout") or structure.get("dataset_type") or "")
-        self.num_images = _int(structure, "num_images", "total_images", "num_files")
-        classes = structure.get("classes") or structure.get("class_counts") or {}
-        self.num_classes = len(classes)
-        skipped = structure.get("skipped") or structure.get("skipped_files") or []
-        self.num_skipped = skipped if isinstance(skipped, int) else len(skipped)
+        self.layout = str(structure.get("layout") or "")
+        self.num_images = int(structure.get("num_images") or 0)
+        self.num_classes = len(structure.get("classes") or [])
+        self.num_skipped = int(structure.get("ignored_files") or 0) + len(structure.get("unreadable_dirs") or [])
 
+    def refresh_thumbnails(self) -> None:
+        from conversions.uploads import make_thumbnails
 
-def _int(data: dict[str, Any], *keys: str) -> int:
-    for key in keys:
-        if isinstance(data.get(key), int):
-            return data[key]
-    return 0
+        out_dir = Path(settings.MEDIA_ROOT) / "thumbnails" / f"dataset-{self.pk}"
+        thumbs = make_thumbnails(self.folder, out_dir, settings.QUANTWEB_THUMBNAILS)
+        self.thumbnails = [{"file": media_relative(t["file"]), "source": t["source"]} for t in thumbs]
+
+    @property
+    def class_rows(self) -> list[tuple[str, int]]:
+        counts = self.structure.get("class_counts") or {}
+        return sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
 
 
 def checkpoint_upload_to(instance: "Checkpoint", filename: str) -> str:
@@ -315,7 +324,8 @@ class ConversionRun(models.Model):
         return f"{self.model_name}-v{version}-{{variant}}-r{self.pk}.tflite"
 
     def portal_output_dir(self) -> Path:
-        return Path(settings.MEDIA_ROOT) / "artifacts" / self.model_name
+        """One folder per run: its ``.tflite`` files and report JSON; removed whole if the run fails."""
+        return Path(settings.MEDIA_ROOT) / "artifacts" / f"run-{self.pk}"
 
     @classmethod
     def build_portal_config(

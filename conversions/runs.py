@@ -11,6 +11,7 @@ import dataclasses
 import getpass
 import logging
 import os
+import shutil
 import socket
 import threading
 import time
@@ -24,7 +25,7 @@ from conversions.engine.config import ExportConfig
 from conversions.engine.errors import QuantwebError
 from conversions.engine.progress import Progress
 from conversions.engine.results import ExportReport
-from conversions.models import ConversionRun, Dataset, media_relative, variant_label
+from conversions.models import ConversionRun, Dataset, media_relative
 
 logger = logging.getLogger("quantweb.conversions")
 
@@ -95,6 +96,8 @@ def execute_run(run: ConversionRun, progress: Progress | None = None) -> ExportR
         if removed:
             logger.info("run %s: removed %d output(s) of the failed run", run.pk, len(removed))
         run.terminate(ConversionRun.Status.FAILED, error=failure_message(exc))
+        run.refresh_from_db(fields=["status"])
+        remove_run_outputs(run)
         raise
     return report
 
@@ -108,14 +111,11 @@ def failure_message(exc: BaseException) -> str:
 
 
 def planned_outputs(config: ExportConfig) -> list[Path]:
-    """The ``.tflite`` files the engine will write for ``config`` (for clean-up after a failure)."""
-    if config.output and len(config.variants) == 1:
-        return [Path(config.output)]
-    folder = Path(config.output_dir or ".")
-    return [
-        folder / config.output_template.format(stem=config.model.name, variant=variant_label(v))
-        for v in config.variants
-    ]
+    """The files the engine will write for ``config``: each ``.tflite`` and the report JSON beside them."""
+    from conversions.engine.pipeline import plan_outputs, report_path_for
+
+    outputs = plan_outputs(config, config.model.name)
+    return [*outputs.values(), report_path_for(outputs)] if outputs else []
 
 
 def _remove_new_files(planned: list[Path], preexisting: set[Path]) -> list[Path]:
@@ -129,19 +129,15 @@ def _remove_new_files(planned: list[Path], preexisting: set[Path]) -> list[Path]
     return removed
 
 
-def remove_run_outputs(run: ConversionRun) -> list[Path]:
-    """Deletes what an unfinished portal run may have left in its artifact folder (never a CLI user's files)."""
+def remove_run_outputs(run: ConversionRun) -> bool:
+    """Deletes the folder of a portal run that did not succeed (never a CLI user's files)."""
     if run.source != ConversionRun.Source.PORTAL or run.status == ConversionRun.Status.SUCCEEDED:
-        return []
+        return False
     folder = run.portal_output_dir()
     if not folder.is_dir():
-        return []
-    pattern = run.artifact_filename_template().format(variant="*")
-    removed = []
-    for path in [*folder.glob(pattern), *folder.glob(f".{pattern}.*.partial")]:
-        path.unlink(missing_ok=True)
-        removed.append(path)
-    return removed
+        return False
+    shutil.rmtree(folder)
+    return True
 
 
 def _worker_name() -> str:

@@ -1,0 +1,273 @@
+"""Forms: parse what a person typed once, into the record (and from there into an ``ExportConfig``)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from django import forms
+from django.conf import settings
+from django.db import IntegrityError, transaction
+
+from conversions.engine.config import CALIBRATED_VARIANTS, parse_input_shape
+from conversions.engine.errors import QuantwebError
+from conversions.models import VARIANT_CHOICES, Checkpoint, ConversionRun, Dataset, media_relative, name_validator
+from conversions.uploads import (
+    ARCHIVE_SUFFIXES,
+    UnsafeArchive,
+    allowed_server_path,
+    dataset_root,
+    extract_archive,
+    new_dataset_folder,
+)
+
+PREPROCESS_CHOICES = [
+    ("imagenet", "imagenet: resize, centre crop, ImageNet mean/std"),
+    ("inception", "inception: scale to [-1, 1]"),
+    ("raw", "raw: scale to [0, 1]"),
+    ("yolo", "yolo: letterbox, [0, 1]"),
+]
+CHECKPOINT_SUFFIXES = (".pth", ".pt", ".pt2")
+
+
+def _mb(n: int) -> str:
+    return f"{n / (1024 * 1024):,.0f} MB"
+
+
+class NewRunForm(forms.Form):
+    checkpoint = forms.ModelChoiceField(queryset=Checkpoint.objects.all(), empty_label=None)
+    dataset = forms.ModelChoiceField(
+        queryset=Dataset.objects.all(),
+        required=False,
+        empty_label="(none: no calibration data)",
+        help_text="Images for calibration (int8, int16x8) and for checking fidelity.",
+    )
+    variants = forms.MultipleChoiceField(
+        choices=VARIANT_CHOICES, widget=forms.CheckboxSelectMultiple, initial=["int8"]
+    )
+    num_calib_samples = forms.IntegerField(
+        label="Calibration samples", min_value=1, max_value=10_000, initial=100,
+        help_text="Images sampled (stratified by class, seeded) to calibrate activation ranges.",
+    )  # fmt: skip
+    preprocess = forms.ChoiceField(
+        choices=[("", "the checkpoint's own")] + PREPROCESS_CHOICES, required=False, label="Preprocessing"
+    )
+    seed = forms.IntegerField(initial=0, min_value=0, max_value=2**31 - 1, help_text="Seeds the sampling.")
+
+    def clean_checkpoint(self) -> Checkpoint:
+        checkpoint = self.cleaned_data["checkpoint"]
+        if not checkpoint.launchable:
+            raise forms.ValidationError(
+                f"{checkpoint} runs code from its uploaded architecture file; a staff member must mark it "
+                "trusted (in the admin) before it can be converted."
+            )
+        return checkpoint
+
+    def clean(self):
+        data = super().clean()
+        variants = data.get("variants") or []
+        if any(v in CALIBRATED_VARIANTS for v in variants) and not data.get("dataset"):
+            self.add_error("dataset", "int8 and int16x8 are calibrated: pick a dataset of representative images.")
+        return data
+
+    def launch(self, user) -> ConversionRun:
+        d = self.cleaned_data
+        order = [v for v, _ in VARIANT_CHOICES]
+        variants = tuple(sorted(d["variants"], key=order.index))
+        return ConversionRun.launch(
+            d["checkpoint"], d["dataset"], variants, num_calib_samples=d["num_calib_samples"],
+            preprocess=d["preprocess"] or d["checkpoint"].preprocess, seed=d["seed"], user=user,
+        )  # fmt: skip
+
+
+class DatasetForm(forms.Form):
+    name = forms.CharField(max_length=100, validators=[name_validator])
+    archive = forms.FileField(
+        required=False,
+        help_text="A .zip or .tar.gz of images (ImageFolder class folders, YOLO, or a flat folder).",
+    )
+    server_path = forms.CharField(
+        required=False, max_length=1000, label="…or a folder on the server",
+        help_text="Must be inside a folder staff allowed (QUANTWEB_DATASET_ROOTS).",
+    )  # fmt: skip
+    dataset_type = forms.ChoiceField(
+        choices=[("auto", "detect"), ("classification", "classification"), ("detection", "detection"),
+                 ("images", "unlabelled images")],
+        initial="auto",
+    )  # fmt: skip
+    description = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))
+
+    def __init__(self, *args, user=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.user = user
+        self.instance: Dataset | None = None
+        self._folder: Path | None = None
+        roots = ", ".join(str(r) for r in settings.QUANTWEB_DATASET_ROOTS) or "none configured"
+        self.fields["server_path"].help_text = f"Must be inside an allowed folder: {roots}."
+        self.fields["archive"].help_text += f" At most {_mb(settings.QUANTWEB_MAX_DATASET_UPLOAD)}."
+
+    def clean_name(self) -> str:
+        name = self.cleaned_data["name"]
+        if Dataset.objects.filter(name=name).exists():
+            raise forms.ValidationError("A dataset with this name exists; choose another name.")
+        return name
+
+    def clean_archive(self):
+        archive = self.cleaned_data.get("archive")
+        if archive is None:
+            return None
+        if not archive.name.lower().endswith(ARCHIVE_SUFFIXES):
+            raise forms.ValidationError("Upload a .zip, .tar.gz or .tar archive.")
+        if archive.size > settings.QUANTWEB_MAX_DATASET_UPLOAD:
+            raise forms.ValidationError(
+                f"The archive is {_mb(archive.size)}; the limit is {_mb(settings.QUANTWEB_MAX_DATASET_UPLOAD)}."
+            )
+        return archive
+
+    def clean_server_path(self) -> Path | None:
+        text = self.cleaned_data.get("server_path", "").strip()
+        if not text:
+            return None
+        try:
+            return allowed_server_path(text)
+        except ValueError as err:
+            raise forms.ValidationError(str(err)) from None
+
+    def clean(self):
+        data = super().clean()
+        if self.errors:
+            return data
+        archive, server_path = data.get("archive"), data.get("server_path")
+        if bool(archive) == bool(server_path):
+            raise forms.ValidationError("Upload an archive or give a server folder (one of the two).")
+        ds = Dataset(
+            name=data["name"], dataset_type=data["dataset_type"], description=data["description"],
+            created_by=self.user,
+        )  # fmt: skip
+        if archive:
+            self._folder = new_dataset_folder(data["name"])
+            try:
+                root = dataset_root(extract_archive(archive, archive.name, self._folder / "files"))
+            except UnsafeArchive as err:
+                self._discard()
+                raise forms.ValidationError(f"Archive rejected: {err}") from None
+            ds.source, ds.path, ds.archive_name = Dataset.Source.UPLOAD, media_relative(root), archive.name
+        else:
+            ds.source, ds.path = Dataset.Source.SERVER, str(server_path)
+        try:
+            ds.detect_structure()
+        except QuantwebError as err:
+            self._discard()
+            raise forms.ValidationError(str(err)) from None
+        self.instance = ds
+        return data
+
+    def _discard(self) -> None:
+        if self._folder is not None:
+            shutil.rmtree(self._folder, ignore_errors=True)
+            self._folder = None
+
+    def save(self) -> Dataset:
+        ds = self.instance
+        try:
+            ds.save()
+        except IntegrityError:
+            self._discard()
+            raise
+        ds.refresh_thumbnails()
+        ds.save(update_fields=["thumbnails"])
+        return ds
+
+
+class CheckpointForm(forms.Form):
+    name = forms.CharField(
+        max_length=100, validators=[name_validator],
+        help_text="Uploading under an existing name adds the next version of that model.",
+    )  # fmt: skip
+    file = forms.FileField(required=False, label="Checkpoint (.pth, .pt, .pt2)")
+    architecture = forms.CharField(
+        required=False, max_length=300,
+        help_text="package.module:factory, a built-in name (efficientnet-lite0), or the factory function in "
+        "the .py file below.",
+    )  # fmt: skip
+    architecture_file = forms.FileField(required=False, label="Architecture .py (optional)")
+    input_shape = forms.CharField(initial="1,3,224,224", help_text="N,C,H,W")
+    preprocess = forms.ChoiceField(choices=PREPROCESS_CHOICES, initial="imagenet")
+    trusted = forms.BooleanField(
+        required=False,
+        help_text="Staff only: allow full unpickling and the uploaded .py to run. Only for files you trust.",
+    )
+    description = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))
+
+    def __init__(self, *args, user=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.user = user
+        if not (user and user.is_staff):
+            del self.fields["trusted"]
+        self.fields["file"].help_text = f"At most {_mb(settings.QUANTWEB_MAX_CHECKPOINT_UPLOAD)}."
+
+    def clean_file(self):
+        f = self.cleaned_data.get("file")
+        if f is None:
+            return None
+        if not f.name.lower().endswith(CHECKPOINT_SUFFIXES):
+            raise forms.ValidationError("Upload a .pth, .pt or .pt2 file.")
+        if f.size > settings.QUANTWEB_MAX_CHECKPOINT_UPLOAD:
+            raise forms.ValidationError(
+                f"The file is {_mb(f.size)}; the limit is {_mb(settings.QUANTWEB_MAX_CHECKPOINT_UPLOAD)}."
+            )
+        return f
+
+    def clean_architecture_file(self):
+        f = self.cleaned_data.get("architecture_file")
+        if f is None:
+            return None
+        if not f.name.endswith(".py"):
+            raise forms.ValidationError("The architecture file must be a .py file.")
+        if f.size > settings.QUANTWEB_MAX_ARCHITECTURE_UPLOAD:
+            raise forms.ValidationError("The architecture file is larger than 1 MB; is it really source code?")
+        return f
+
+    def clean_input_shape(self) -> list[int]:
+        try:
+            return list(parse_input_shape(self.cleaned_data["input_shape"]))
+        except ValueError as err:
+            raise forms.ValidationError(str(err).replace("--input-shape ", "")) from None
+
+    def clean(self):
+        data = super().clean()
+        f, arch, arch_file = data.get("file"), data.get("architecture", "").strip(), data.get("architecture_file")
+        if arch_file and (not arch or ":" in arch or "." in arch):
+            self.add_error("architecture", "With a .py file, give the name of its factory function, e.g. build.")
+        if not f and not arch:
+            self.add_error("file", "Upload a checkpoint, or name a built-in model in Architecture.")
+        elif f and not arch and not f.name.endswith(".pt2") and not data.get("trusted"):
+            self.add_error(
+                "architecture",
+                "A .pth/.pt state dict needs its architecture (module:factory, a .py file, or a built-in name).",
+            )
+        return data
+
+    def save(self) -> Checkpoint:
+        d = self.cleaned_data
+        for _ in range(5):  # two uploads of the same name at once: the loser takes the next version
+            ckpt = Checkpoint(
+                name=d["name"], version=Checkpoint.next_version(d["name"]), architecture=d["architecture"].strip(),
+                input_shape=d["input_shape"], preprocess=d["preprocess"], trusted=bool(d.get("trusted")),
+                description=d["description"], created_by=self.user,
+            )  # fmt: skip
+            try:
+                with transaction.atomic():
+                    ckpt.save()
+            except IntegrityError:
+                continue
+            break
+        else:
+            raise IntegrityError(f"could not number a new version of {d['name']}")
+        if d.get("file"):
+            ckpt.file.save(d["file"].name, d["file"], save=False)
+            ckpt.record_file_digest()
+        if d.get("architecture_file"):
+            ckpt.architecture_file.save(d["architecture_file"].name, d["architecture_file"], save=False)
+        ckpt.save()
+        return ckpt

@@ -1,0 +1,37 @@
+"""Small formatting filters for report values on the run and dataset pages."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django import template
+
+register = template.Library()
+
+
+@register.filter
+def humanize_key(key: str) -> str:
+    return str(key).replace("_", " ")
+
+
+@register.filter
+def kv_value(value: Any) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, list):
+        if len(value) > 12:
+            return ", ".join(str(v) for v in value[:12]) + f", … ({len(value)} in all)"
+        return ", ".join(str(v) for v in value) or "—"
+    if isinstance(value, dict):
+        return json.dumps(value, default=str)[:400]
+    return str(value)
+
+
+@register.filter
+def sorted_counts(counts: dict[str, int] | None) -> list[tuple[str, int]]:
+    return sorted((counts or {}).items(), key=lambda kv: (-kv[1], kv[0]))

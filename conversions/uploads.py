@@ -1,0 +1,210 @@
+"""Uploaded files: safe archive extraction, dataset folders and thumbnails.
+
+An archive is extracted member by member into a fresh folder: no absolute paths, no ``..``, no links or
+devices, at most ``QUANTWEB_ARCHIVE_MAX_FILES`` files and ``QUANTWEB_ARCHIVE_MAX_BYTES`` bytes (counted as
+they are written, not trusted from the headers). Any violation removes the folder and raises ``UnsafeArchive``.
+"""
+
+from __future__ import annotations
+
+import shutil
+import stat
+import tarfile
+import tempfile
+import zipfile
+from pathlib import Path, PurePosixPath
+from typing import IO, Iterator
+
+from django.conf import settings
+from PIL import Image, UnidentifiedImageError
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff"}
+ARCHIVE_SUFFIXES = (".zip", ".tar.gz", ".tgz", ".tar")
+
+
+class UnsafeArchive(ValueError):
+    """The archive is malformed or would write outside its folder, or past the limits."""
+
+
+def extract_archive(archive: IO[bytes], name: str, target: Path) -> Path:
+    """Extracts ``archive`` (a .zip, .tar.gz or .tar named ``name``) into the new folder ``target``."""
+    target.mkdir(parents=True, exist_ok=False)
+    try:
+        limits = _Limits()
+        lower = name.lower()
+        if lower.endswith(".zip"):
+            _extract_zip(archive, target, limits)
+        elif lower.endswith(ARCHIVE_SUFFIXES):
+            _extract_tar(archive, target, limits)
+        else:
+            raise UnsafeArchive(f"{name}: upload a .zip, .tar.gz or .tar archive")
+        if limits.files == 0:
+            raise UnsafeArchive(f"{name} contains no files")
+    except BaseException:
+        shutil.rmtree(target, ignore_errors=True)
+        raise
+    return target
+
+
+class _Limits:
+    def __init__(self) -> None:
+        self.files = 0
+        self.bytes = 0
+        self.max_files = settings.QUANTWEB_ARCHIVE_MAX_FILES
+        self.max_bytes = settings.QUANTWEB_ARCHIVE_MAX_BYTES
+
+    def add_file(self) -> None:
+        self.files += 1
+        if self.files > self.max_files:
+            raise UnsafeArchive(f"the archive has more than {self.max_files} files")
+
+    def add_bytes(self, n: int) -> None:
+        self.bytes += n
+        if self.bytes > self.max_bytes:
+            raise UnsafeArchive(f"the archive extracts to more than {self.max_bytes // (1024 * 1024)} MB")
+
+
+def _safe_member_path(target: Path, member_name: str) -> Path | None:
+    """The destination of a member, or None for entries to skip (folders, macOS metadata)."""
+    pure = PurePosixPath(member_name.replace("\\", "/"))
+    if pure.is_absolute() or member_name.startswith(("/", "\\")) or (pure.parts and ":" in pure.parts[0]):
+        raise UnsafeArchive(f"{member_name!r}: absolute paths are not allowed in an archive")
+    if ".." in pure.parts:
+        raise UnsafeArchive(f"{member_name!r}: '..' would write outside the dataset folder")
+    parts = [p for p in pure.parts if p not in ("", ".")]
+    if not parts or parts[0] == "__MACOSX" or parts[-1].startswith("._"):
+        return None
+    dest = target.joinpath(*parts)
+    if not dest.resolve().is_relative_to(target.resolve()):
+        raise UnsafeArchive(f"{member_name!r} resolves outside the dataset folder")
+    return dest
+
+
+def _copy_limited(src: IO[bytes], dest: Path, limits: _Limits) -> None:
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with open(dest, "xb") as out:
+        while chunk := src.read(1 << 20):
+            limits.add_bytes(len(chunk))
+            out.write(chunk)
+
+
+def _extract_zip(archive: IO[bytes], target: Path, limits: _Limits) -> None:
+    try:
+        zf = zipfile.ZipFile(archive)
+    except zipfile.BadZipFile as err:
+        raise UnsafeArchive(f"not a valid zip file ({err})") from None
+    with zf:
+        for info in zf.infolist():
+            mode = info.external_attr >> 16
+            if stat.S_ISLNK(mode):
+                raise UnsafeArchive(f"{info.filename!r} is a symbolic link; links are not allowed")
+            dest = _safe_member_path(target, info.filename)
+            if dest is None or info.is_dir():
+                continue
+            limits.add_file()
+            with zf.open(info) as src:
+                _copy_limited(src, dest, limits)
+
+
+def _extract_tar(archive: IO[bytes], target: Path, limits: _Limits) -> None:
+    try:
+        tf = tarfile.open(fileobj=archive, mode="r:*")
+    except tarfile.TarError as err:
+        raise UnsafeArchive(f"not a valid tar archive ({err})") from None
+    with tf:
+        for member in tf:
+            if member.issym() or member.islnk():
+                raise UnsafeArchive(f"{member.name!r} is a link; links are not allowed")
+            if not (member.isfile() or member.isdir()):
+                raise UnsafeArchive(f"{member.name!r} is a device or special file")
+            dest = _safe_member_path(target, member.name)
+            if dest is None or member.isdir():
+                continue
+            limits.add_file()
+            src = tf.extractfile(member)
+            if src is None:
+                continue
+            with src:
+                _copy_limited(src, dest, limits)
+
+
+def dataset_root(folder: Path) -> Path:
+    """An archive that holds one top-level folder (``photos/...``) is that folder."""
+    entries = [p for p in folder.iterdir() if not p.name.startswith(".")]
+    if len(entries) == 1 and entries[0].is_dir():
+        return entries[0]
+    return folder
+
+
+def allowed_server_path(text: str) -> Path:
+    """Resolves a server-side dataset path; raises ValueError unless it is inside an allow-listed root."""
+    path = Path(text).expanduser()
+    if not path.is_absolute():
+        path = Path(settings.BASE_DIR) / path
+    path = path.resolve()
+    roots = [Path(r).resolve() for r in settings.QUANTWEB_DATASET_ROOTS]
+    if not any(path == root or path.is_relative_to(root) for root in roots):
+        allowed = ", ".join(str(r) for r in roots) or "(none configured)"
+        raise ValueError(f"{path} is not inside a folder allowed in QUANTWEB_DATASET_ROOTS: {allowed}")
+    if not path.is_dir():
+        raise ValueError(f"{path} is not a folder on the server")
+    return path
+
+
+def iter_images(folder: Path, limit: int = 100_000) -> Iterator[Path]:
+    count = 0
+    for path in sorted(folder.rglob("*")):
+        if path.suffix.lower() in IMAGE_SUFFIXES and path.is_file() and not path.name.startswith("."):
+            yield path
+            count += 1
+            if count >= limit:
+                return
+
+
+def pick_thumbnail_sources(folder: Path, count: int) -> list[Path]:
+    """A few images spread over the sub-folders (classes), in a stable order."""
+    by_parent: dict[Path, list[Path]] = {}
+    for path in iter_images(folder, limit=5000):
+        by_parent.setdefault(path.parent, []).append(path)
+    picked: list[Path] = []
+    queues = [iter(v) for _, v in sorted(by_parent.items())]
+    while queues and len(picked) < count:
+        for q in list(queues):
+            item = next(q, None)
+            if item is None:
+                queues.remove(q)
+            elif len(picked) < count:
+                picked.append(item)
+    return picked
+
+
+def make_thumbnails(folder: Path, out_dir: Path, count: int, size: int = 160) -> list[dict[str, str]]:
+    """Writes up to ``count`` JPEG thumbnails into ``out_dir``; returns ``[{"file", "source"}]``."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    thumbs = []
+    for i, src in enumerate(pick_thumbnail_sources(folder, count)):
+        try:
+            with Image.open(src) as im:
+                im = im.convert("RGB")
+                im.thumbnail((size, size))
+                dest = out_dir / f"{i}.jpg"
+                im.save(dest, "JPEG", quality=85)
+        except (UnidentifiedImageError, OSError):
+            continue  # an unreadable image gets no thumbnail; the data engine reports it as skipped
+        thumbs.append({"file": str(dest), "source": str(src.relative_to(folder))})
+    return thumbs
+
+
+def save_upload(upload, dest: Path) -> Path:
+    """Streams an UploadedFile to ``dest`` (a new file)."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with open(dest, "xb") as out:
+        for chunk in upload.chunks():
+            out.write(chunk)
+    return dest
+
+
+def new_dataset_folder(name: str) -> Path:
+    base = Path(settings.MEDIA_ROOT) / "datasets"
+    base.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=f"{name}-", dir=base))

@@ -1,0 +1,244 @@
+"""Pages: fetch, call a model method, render. Every view needs a logged-in user (LoginRequiredMiddleware)."""
+
+from __future__ import annotations
+
+import logging
+
+from django.contrib import messages
+from django.core.paginator import Paginator
+from django.db.models import Count, Q
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
+from redis.exceptions import RedisError
+
+from conversions import jobs
+from conversions.charts import run_charts
+from conversions.forms import CheckpointForm, DatasetForm, NewRunForm
+from conversions.models import VARIANT_CHOICES, Artifact, Checkpoint, ConversionRun, Dataset, media_absolute
+from conversions.runs import reap_dead_runs
+
+logger = logging.getLogger("quantweb.conversions")
+PAGE_SIZE = 50
+
+
+def _reap(request: HttpRequest) -> None:
+    """Marks dead runs failed before showing them; a page still renders when Redis is down, with a note."""
+    try:
+        reap_dead_runs()
+    except RedisError as err:
+        messages.warning(request, jobs.redis_down_message(err))
+
+
+def history(request: HttpRequest) -> HttpResponse:
+    _reap(request)
+    runs = ConversionRun.objects.for_list()
+    filters = {
+        "status": request.GET.get("status", ""),
+        "model": request.GET.get("model", ""),
+        "dataset": request.GET.get("dataset", ""),
+        "variant": request.GET.get("variant", ""),
+        "user": request.GET.get("user", ""),
+    }
+    if filters["status"]:
+        runs = runs.filter(status=filters["status"])
+    if filters["model"]:
+        runs = runs.filter(model_name=filters["model"])
+    if filters["dataset"]:
+        runs = runs.filter(dataset_name=filters["dataset"])
+    if filters["variant"]:
+        v = filters["variant"]
+        runs = runs.filter(
+            Q(variants=v) | Q(variants__startswith=f"{v},") | Q(variants__endswith=f",{v}") | Q(variants__contains=f",{v},")
+        )
+    if filters["user"]:
+        runs = runs.filter(created_by__username=filters["user"])
+    page = Paginator(runs, PAGE_SIZE).get_page(request.GET.get("page"))
+    query = "&".join(f"{k}={v}" for k, v in filters.items() if v)
+    context = {
+        "page": page,
+        "filters": filters,
+        "query": query,
+        "statuses": ConversionRun.Status.choices,
+        "variant_choices": VARIANT_CHOICES,
+        "model_names": Checkpoint.objects.order_by("name").values_list("name", flat=True).distinct(),
+        "dataset_names": Dataset.objects.order_by("name").values_list("name", flat=True),
+        "usernames": _usernames(),
+    }
+    return render(request, "conversions/history.html", context)
+
+
+def _usernames() -> list[str]:
+    from django.contrib.auth import get_user_model
+
+    return list(get_user_model().objects.order_by("username").values_list("username", flat=True)[:500])
+
+
+def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    run = get_object_or_404(ConversionRun.objects.select_related("checkpoint", "dataset", "created_by"), pk=pk)
+    if run.is_active:
+        _reap(request)
+        run.refresh_from_db()
+    report = run.report or {}
+    context = {
+        "run": run,
+        "report": report,
+        "artifacts": list(run.artifacts.all()),
+        "variant_rows": _variant_rows(report),
+        "charts": run_charts(report),
+        "calibration_files": _calibration_files(report),
+        "log_tail": run.log[-20000:],
+    }
+    return render(request, "conversions/run_detail.html", context)
+
+
+def _variant_rows(report: dict) -> list[dict]:
+    rows = []
+    for v in report.get("variants") or []:
+        fid = v.get("fidelity") or {}
+        lat = v.get("latency_ms") or {}
+        first = lat.get("1") or (lat[sorted(lat)[0]] if lat else {})
+        rows.append({
+            "variant": "float32" if v["variant"] == "none" else v["variant"],
+            "size_bytes": v.get("size_bytes"),
+            "size_ratio": v.get("size_ratio"),
+            "latency_median": first.get("median"),
+            "latency_p90": first.get("p90"),
+            "top1": fid.get("top1_agreement"),
+            "top5": fid.get("top5_agreement"),
+            "sqnr": fid.get("sqnr_db"),
+            "fully_integer": v.get("fully_integer"),
+            "float_ops": v.get("float_ops") or [],
+            "accuracy": v.get("accuracy"),
+        })  # fmt: skip
+    return rows
+
+
+def _calibration_files(report: dict) -> list[str]:
+    calib = report.get("calibration") or {}
+    for key in ("files", "samples", "images", "paths"):
+        value = calib.get(key)
+        if isinstance(value, list) and all(isinstance(x, str) for x in value):
+            return value
+    return []
+
+
+def run_status(request: HttpRequest, pk: int) -> JsonResponse:
+    """What the run page polls while the run is active."""
+    run = get_object_or_404(ConversionRun.objects.defer("report", "config"), pk=pk)
+    if run.is_active:
+        try:
+            reap_dead_runs()
+        except RedisError as err:
+            logger.warning("reaper skipped: %s", err)
+        run.refresh_from_db(fields=["status", "stage", "progress", "stages", "log", "error", "duration_s"])
+    return JsonResponse({
+        "status": run.status,
+        "active": run.is_active,
+        "stage": run.stage,
+        "progress": run.progress,
+        "stages": run.stages,
+        "log_tail": run.log[-8000:],
+        "error": run.error,
+    })  # fmt: skip
+
+
+def new_run(request: HttpRequest) -> HttpResponse:
+    initial = {}
+    if "checkpoint" in request.GET:
+        initial["checkpoint"] = request.GET["checkpoint"]
+    if "dataset" in request.GET:
+        initial["dataset"] = request.GET["dataset"]
+    form = NewRunForm(request.POST or None, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        run = form.launch(request.user)
+        messages.success(request, f"Run {run.pk} queued.")
+        return redirect(run)
+    return render(request, "conversions/run_new.html", {"form": form})
+
+
+@require_POST
+def cancel_run(request: HttpRequest, pk: int) -> HttpResponse:
+    run = get_object_or_404(ConversionRun, pk=pk)
+    if run.cancel(reason=f"Cancelled by {request.user.get_username()}."):
+        messages.info(request, f"Run {run.pk} cancelled.")
+    else:
+        messages.warning(request, f"Run {run.pk} had already ended ({run.status}).")
+    return redirect(run)
+
+
+@require_POST
+def rerun(request: HttpRequest, pk: int) -> HttpResponse:
+    run = get_object_or_404(ConversionRun, pk=pk)
+    if run.checkpoint is None:
+        messages.error(request, "CLI runs without a registered checkpoint cannot be re-run here.")
+        return redirect(run)
+    if not run.checkpoint.launchable:
+        messages.error(request, f"{run.checkpoint} must be marked trusted by staff before it can run.")
+        return redirect(run)
+    new = run.relaunch(user=request.user)
+    messages.success(request, f"Run {new.pk} queued (a re-run of run {run.pk}).")
+    return redirect(new)
+
+
+def download(request: HttpRequest, pk: int, filename: str) -> FileResponse:
+    artifact = get_object_or_404(Artifact, pk=pk, filename=filename)
+    path = artifact.file_path
+    if not path.is_file():
+        raise Http404(f"{artifact.filename} is recorded but its file is missing from {path.parent}")
+    response = FileResponse(open(path, "rb"), as_attachment=True, filename=artifact.filename)
+    response["X-Checksum-SHA256"] = artifact.sha256
+    return response
+
+
+def dataset_list(request: HttpRequest) -> HttpResponse:
+    datasets = Dataset.objects.select_related("created_by").annotate(run_count=Count("runs"))
+    return render(request, "conversions/dataset_list.html", {"datasets": datasets})
+
+
+def dataset_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    dataset = get_object_or_404(Dataset.objects.select_related("created_by"), pk=pk)
+    runs = ConversionRun.objects.for_list().filter(dataset=dataset)[:20]
+    return render(request, "conversions/dataset_detail.html", {"dataset": dataset, "runs": runs})
+
+
+def dataset_thumbnail(request: HttpRequest, pk: int, index: int) -> FileResponse:
+    dataset = get_object_or_404(Dataset, pk=pk)
+    try:
+        path = media_absolute(dataset.thumbnails[index]["file"])
+    except (IndexError, KeyError, TypeError):
+        raise Http404("no such thumbnail") from None
+    if not path.is_file():
+        raise Http404("thumbnail file missing")
+    return FileResponse(open(path, "rb"), content_type="image/jpeg")
+
+
+def dataset_new(request: HttpRequest) -> HttpResponse:
+    form = DatasetForm(request.POST or None, request.FILES or None, user=request.user)
+    if request.method == "POST" and form.is_valid():
+        dataset = form.save()
+        messages.success(request, f"Dataset {dataset.name} registered: {dataset.structure.get('description', '')}")
+        return redirect(dataset)
+    return render(request, "conversions/dataset_new.html", {"form": form})
+
+
+def checkpoint_list(request: HttpRequest) -> HttpResponse:
+    checkpoints = Checkpoint.objects.select_related("created_by").annotate(run_count=Count("runs"))
+    return render(request, "conversions/checkpoint_list.html", {"checkpoints": checkpoints})
+
+
+def checkpoint_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    checkpoint = get_object_or_404(Checkpoint.objects.select_related("created_by"), pk=pk)
+    versions = Checkpoint.objects.filter(name=checkpoint.name).only("id", "name", "version", "created")
+    runs = ConversionRun.objects.for_list().filter(checkpoint=checkpoint)[:20]
+    context = {"checkpoint": checkpoint, "versions": versions, "runs": runs}
+    return render(request, "conversions/checkpoint_detail.html", context)
+
+
+def checkpoint_new(request: HttpRequest) -> HttpResponse:
+    form = CheckpointForm(request.POST or None, request.FILES or None, user=request.user)
+    if request.method == "POST" and form.is_valid():
+        checkpoint = form.save()
+        messages.success(request, f"Checkpoint {checkpoint} registered.")
+        return redirect(checkpoint)
+    return render(request, "conversions/checkpoint_new.html", {"form": form})
