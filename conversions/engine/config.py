@@ -81,7 +81,7 @@ class DataSpec:
     num_calib_samples: int = 100
     num_eval_samples: int = 100
     seed: int = 0
-    preprocess: str = "imagenet"
+    preprocess: str = "auto"
     preprocess_overrides: dict[str, Any] = field(default_factory=dict)
     """Custom ``mean``/``std``/``scale``/``resize``/``crop``/``interpolation`` over the preset."""
     num_workers: int | None = None

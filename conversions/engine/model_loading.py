@@ -1,0 +1,261 @@
+"""Checkpoint + architecture -> an eval-mode ``nn.Module`` that accepts the declared input shape.
+
+Routes, chosen from the file and ``--model``:
+- a state dict (possibly wrapped in ``{"state_dict": ...}``/``{"model": ...}``, with ``module.`` prefixes)
+  loaded into the architecture a factory builds (``pkg.mod:factory``, ``file.py:factory`` or a built-in);
+- a ``torch.export`` program (``.pt2``), which carries its own graph;
+- a whole pickled ``nn.Module``, only with ``trust_checkpoint`` because unpickling runs code;
+- a built-in name with no checkpoint: the packaged pretrained weights.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import inspect
+import logging
+import pickle
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+import torch.nn as nn
+
+from .builtin_models import BUILTIN_MODELS, get_builtin
+from .config import ModelSpec
+from .errors import CheckpointError
+
+log = logging.getLogger("quantweb.engine")
+
+_WRAPPER_KEYS = ("state_dict", "model_state_dict", "model", "net", "network", "weights", "ema")
+_PREFIXES = ("module.", "_orig_mod.", "model.")
+
+
+@dataclass
+class LoadedModel:
+    module: nn.Module
+    route: str
+    """``state_dict``, ``exported_program``, ``pickled_module`` or ``builtin``."""
+    input_shape: tuple[int, ...]
+    description: str
+    preprocess_hint: str | None = None
+
+
+def load_model(spec: ModelSpec) -> LoadedModel:
+    """Loads and checks the model; every failure is a ``CheckpointError`` naming the file, key or module."""
+    builtin = get_builtin(spec.model)
+    if spec.checkpoint is None:
+        if builtin is None:
+            raise CheckpointError(
+                "no checkpoint given; pass --checkpoint path/to/weights.pth (with --model for a state dict), "
+                f"or --model with a built-in name ({', '.join(BUILTIN_MODELS)})."
+            )
+        module = builtin.build(pretrained=True, **spec.model_kwargs)
+        loaded = LoadedModel(module, "builtin", spec.input_shape, builtin.description, builtin.preprocess)
+    else:
+        loaded = _load_checkpoint(spec)
+        if builtin is not None:
+            loaded.preprocess_hint = builtin.preprocess
+    loaded.module.eval()
+    check_input_shape(loaded.module, spec.input_shape, spec.checkpoint or spec.model or "model")
+    return loaded
+
+
+def _load_checkpoint(spec: ModelSpec) -> LoadedModel:
+    path = Path(spec.checkpoint)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist or is not a file; check the --checkpoint path.")
+    if path.suffix == ".pt2":
+        return _load_exported_program(path, spec)
+
+    obj = _torch_load(path, spec.trust_checkpoint)
+    if isinstance(obj, torch.jit.ScriptModule):
+        return LoadedModel(obj, "torchscript", spec.input_shape, f"TorchScript module from {path.name}")
+    if isinstance(obj, nn.Module):
+        return LoadedModel(obj, "pickled_module", spec.input_shape, f"{type(obj).__name__} unpickled from {path.name}")
+
+    state = _unwrap_state_dict(obj, path)
+    if isinstance(state, nn.Module):
+        return LoadedModel(state, "pickled_module", spec.input_shape, f"{type(state).__name__} unpickled from {path.name}")
+    if not spec.model:
+        raise CheckpointError(
+            f"{path} holds a state dict (weights only, {len(state)} tensors) and no architecture; pass "
+            "--model package.module:factory or --model path/to/file.py:factory that builds the network "
+            f"(or a built-in name: {', '.join(BUILTIN_MODELS)})."
+        )
+    module = build_architecture(spec.model, spec.model_kwargs)
+    load_state_dict_checked(module, state, path)
+    return LoadedModel(module, "state_dict", spec.input_shape, f"{type(module).__name__} ({spec.model}) + {path.name}")
+
+
+def _torch_load(path: Path, trust: bool) -> Any:
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        if not trust:
+            raise CheckpointError(
+                f"{path} contains pickled Python objects (for example a whole nn.Module), and unpickling them runs "
+                "code from the file, so it was loaded with weights_only=True and refused. If you trust where the "
+                "file came from, pass --trust-checkpoint; better, save only the weights with "
+                "torch.save(model.state_dict(), path) and pass --model to build the architecture. "
+                f"(torch said: {str(err).splitlines()[0][:200]})"
+            ) from None
+    except (RuntimeError, EOFError, OSError, ValueError) as err:
+        raise CheckpointError(
+            f"{path} is not a readable PyTorch checkpoint ({type(err).__name__}: {str(err).splitlines()[0][:200]}); "
+            "check that the file is complete and was written by torch.save."
+        ) from None
+    try:
+        return torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as err:  # unpickling a trusted file can fail in any way its classes do
+        raise CheckpointError(
+            f"{path} could not be unpickled ({type(err).__name__}: {str(err).splitlines()[0][:200]}); the classes it "
+            "refers to must be importable here (install the package that defines them or add it to PYTHONPATH)."
+        ) from None
+
+
+def _unwrap_state_dict(obj: Any, path: Path) -> dict[str, torch.Tensor] | nn.Module:
+    for _ in range(3):
+        if isinstance(obj, nn.Module):
+            return obj
+        if not isinstance(obj, dict):
+            break
+        if obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
+            return _strip_prefixes(obj)
+        inner = next((obj[k] for k in _WRAPPER_KEYS if k in obj and obj[k] is not None), None)
+        if inner is None:
+            break
+        obj = inner
+    kind = type(obj).__name__
+    keys = ", ".join(list(obj)[:8]) if isinstance(obj, dict) else ""
+    raise CheckpointError(
+        f"{path} holds a {kind} that is not a state dict{f' (keys: {keys})' if keys else ''}; expected tensors by "
+        f"name, possibly under one of {', '.join(_WRAPPER_KEYS)}. Save it with torch.save(model.state_dict(), path)."
+    )
+
+
+def _strip_prefixes(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    for prefix in _PREFIXES:
+        if state and all(k.startswith(prefix) for k in state):
+            state = {k[len(prefix):]: v for k, v in state.items()}
+    return state
+
+
+def _load_exported_program(path: Path, spec: ModelSpec) -> LoadedModel:
+    try:
+        program = torch.export.load(str(path))
+    except Exception as err:  # torch.export.load raises many types for a bad archive
+        raise CheckpointError(
+            f"{path} is not a loadable torch.export program ({type(err).__name__}: "
+            f"{str(err).splitlines()[0][:200]}); write it with torch.export.save(torch.export.export(model, args), path)."
+        ) from None
+    shape = spec.input_shape
+    placeholders = [n for n in program.graph.nodes if n.op == "placeholder" and n.name in program.graph_signature.user_inputs]
+    if placeholders and "val" in placeholders[0].meta:
+        exported_shape = tuple(int(d) for d in placeholders[0].meta["val"].shape)
+        if exported_shape != tuple(shape):
+            log.info("using the input shape recorded in %s: %s", path.name, exported_shape)
+            shape = exported_shape
+    return LoadedModel(program.module(), "exported_program", shape, f"torch.export program {path.name}")
+
+
+def resolve_factory(reference: str) -> Callable[..., nn.Module]:
+    """``pkg.mod:factory`` or ``path/to/file.py:factory`` -> the callable."""
+    if ":" not in reference:
+        raise CheckpointError(
+            f"--model {reference!r} is neither a built-in name ({', '.join(BUILTIN_MODELS)}) nor "
+            "package.module:factory / path/to/file.py:factory."
+        )
+    module_ref, _, attr = reference.rpartition(":")
+    if module_ref.endswith(".py") or "/" in module_ref:
+        file = Path(module_ref)
+        if not file.is_file():
+            raise CheckpointError(f"--model {reference}: the file {file} does not exist.")
+        name = f"quantweb_user_model_{abs(hash(str(file.resolve())))}"
+        spec = importlib.util.spec_from_file_location(name, file)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        try:
+            spec.loader.exec_module(module)
+        except Exception as err:
+            raise CheckpointError(
+                f"--model {reference}: importing {file} failed ({type(err).__name__}: {str(err).splitlines()[0][:200]})."
+            ) from None
+    else:
+        try:
+            module = importlib.import_module(module_ref)
+        except ImportError as err:
+            raise CheckpointError(
+                f"--model {reference}: cannot import module {module_ref!r} ({err}); install the package that "
+                "provides it, add its folder to PYTHONPATH, or pass path/to/file.py:factory."
+            ) from None
+    factory = getattr(module, attr, None)
+    if factory is None or not callable(factory):
+        available = sorted(n for n, v in vars(module).items() if callable(v) and not n.startswith("_"))[:12]
+        raise CheckpointError(
+            f"--model {reference}: module {module_ref!r} has no callable {attr!r}; callables there: "
+            f"{', '.join(available) or 'none'}."
+        )
+    return factory
+
+
+def build_architecture(reference: str, kwargs: dict[str, Any]) -> nn.Module:
+    builtin = get_builtin(reference)
+    if builtin is not None:
+        return builtin.build(pretrained=False, **kwargs)
+    factory = resolve_factory(reference)
+    try:
+        module = factory(**kwargs)
+    except TypeError as err:
+        params = ", ".join(inspect.signature(factory).parameters) if callable(factory) else "?"
+        raise CheckpointError(
+            f"--model {reference}: calling it with {kwargs or 'no arguments'} failed ({err}); it takes ({params}); "
+            "pass keyword arguments with --model-kwargs name=value."
+        ) from None
+    if not isinstance(module, nn.Module):
+        raise CheckpointError(f"--model {reference} returned a {type(module).__name__}, not a torch.nn.Module.")
+    return module
+
+
+def load_state_dict_checked(module: nn.Module, state: dict[str, torch.Tensor], path: Path) -> None:
+    """``load_state_dict(strict=True)`` with one message listing missing, unexpected and mis-shaped keys."""
+    own = module.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    mismatched = [
+        f"{k} (checkpoint {tuple(state[k].shape)} vs model {tuple(own[k].shape)})"
+        for k in own
+        if k in state and tuple(state[k].shape) != tuple(own[k].shape)
+    ]
+    if missing or unexpected or mismatched:
+        parts = []
+        if missing:
+            parts.append(f"missing keys {_few(missing)}")
+        if unexpected:
+            parts.append(f"unexpected keys {_few(unexpected)}")
+        if mismatched:
+            parts.append(f"shape mismatches {_few(mismatched)}")
+        raise CheckpointError(
+            f"{path} does not fit the architecture {type(module).__name__}: {'; '.join(parts)}. Check that --model "
+            "builds the same network the checkpoint was trained with (and --model-kwargs, e.g. num_classes)."
+        )
+    module.load_state_dict(state, strict=True)
+
+
+def _few(items: list[str], n: int = 5) -> str:
+    more = f" and {len(items) - n} more" if len(items) > n else ""
+    return ", ".join(items[:n]) + more
+
+
+def check_input_shape(module: nn.Module, shape: tuple[int, ...], source: str) -> None:
+    try:
+        with torch.no_grad():
+            module(torch.zeros(shape))
+    except Exception as err:
+        first = str(err).strip().splitlines()[0][:300] if str(err).strip() else type(err).__name__
+        raise CheckpointError(
+            f"{source}: the model failed on an input of shape {tuple(shape)} ({first}); pass the shape it was "
+            "trained with, e.g. --input-shape 1,1,28,28 for a grayscale 28x28 model or --input-size 299."
+        ) from None

@@ -1,0 +1,62 @@
+"""Human-readable summary of an ``ExportReport``: the table the CLI prints and report.md embeds."""
+
+from __future__ import annotations
+
+from .results import ExportReport, VariantReport
+from .verify import summarize_table
+
+
+def _mb(n: int | None) -> str:
+    return f"{n / 1e6:.2f} MB" if n else "-"
+
+
+def _pct(x: float | None) -> str:
+    return "-" if x is None else f"{x:.1f}%"
+
+
+def variant_row(v: VariantReport, float_latency: float | None) -> dict[str, str]:
+    lat = v.latency_ms.get("1") or (next(iter(v.latency_ms.values())) if v.latency_ms else None)
+    fid = v.fidelity
+    ratio = f"{lat.median / float_latency:.2f}x" if lat and float_latency else "-"
+    return {
+        "variant": v.variant,
+        "size": _mb(v.size_bytes),
+        "x fp32": f"{v.size_ratio:.3f}" if v.size_ratio else "-",
+        "latency ms (p50/p90)": f"{lat.median:.2f}/{lat.p90:.2f}" if lat else "-",
+        "x fp32 time": ratio,
+        "top-1 agree": _pct(fid.top1_agreement) if fid else "-",
+        "confident": (f"{_pct(fid.confident_top1_agreement)} of {fid.confident_samples}" if fid else "-"),
+        "top-5": _pct(fid.top5_agreement) if fid else "-",
+        "SQNR dB": f"{fid.sqnr_db:.1f}" if fid else "-",
+        "integer-only": "yes" if v.fully_integer else "no",
+    }
+
+
+def format_summary(report: ExportReport) -> str:
+    fl = report.pytorch.get("float32_latency_ms", {}).get("1", {}) or {}
+    float_latency = fl.get("median")
+    rows = [variant_row(v, float_latency) for v in report.variants]
+    cal = report.calibration or {}
+    ev = report.evaluation or {}
+    route = report.conversion_route.get("route")
+    lines = [
+        f"model: {report.model['name']} ({report.model['description']}), input {tuple(report.model['input_shape'])}",
+        f"route: {route}; calibration: {cal.get('samples', 0)} images (seed {cal.get('seed', '-')}); "
+        f"verified on {ev.get('samples', report.pytorch.get('evaluation_samples'))} held-out inputs; "
+        f"float32 .tflite vs PyTorch: SQNR {(report.pytorch.get('float32_fidelity') or {}).get('sqnr_db', '-')} dB",
+        "",
+        summarize_table(rows),
+    ]
+    for v in report.variants:
+        if v.float_ops and v.variant in ("int8", "int16x8"):
+            lines.append(f"{v.variant}: {len(v.float_ops)} op(s) compute in float: {', '.join(v.float_ops[:5])}")
+    if report.warnings:
+        lines.append("")
+        lines.extend(f"note: {w}" for w in report.warnings)
+    outputs = [v.output for v in report.variants if v.output]
+    if outputs:
+        lines.append("")
+        lines.extend(f"wrote {o}" for o in outputs)
+    for kind, path in report.intermediate_files.items():
+        lines.append(f"wrote {path} ({kind})")
+    return "\n".join(lines)

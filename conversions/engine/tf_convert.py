@@ -1,0 +1,308 @@
+"""ONNX -> TensorFlow graph through onnx2tf, trying routes until one converts *and* matches ONNX.
+
+onnx2tf 1.29 rejects some real models (EfficientNet-Lite0's same-padding blocks fail at ``/_blocks.2/Add``
+when the pad amounts arrive as a Shape/ConstantOfShape/Slice chain). Constant-folding the graph with onnxsim
+first fixes that class of failure, so routes are tried in order and the one that worked is recorded.
+
+Two things onnx2tf would otherwise do behind our back are pinned down here:
+- it downloads 20 MS-COCO images to drive its internal checks: we hand it the run's own samples instead;
+- it serialises the model through tf_keras's SavedModel tracking several times (most of its ~60 s on
+  EfficientNet): we take the in-memory Keras model (``disable_model_save``) and convert a concrete function.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import os
+import re
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import ConversionError
+from .progress import NullProgress, Progress
+
+log = logging.getLogger("quantweb.engine")
+
+ROUTE_MIN_SQNR_DB = 40.0
+"""A converted float graph must match ONNX Runtime at least this closely, or the route counts as failed."""
+
+
+@dataclass(frozen=True)
+class Route:
+    name: str
+    simplify: bool
+    onnx2tf_options: dict[str, Any] = field(default_factory=dict)
+    description: str = ""
+
+
+ROUTES: tuple[Route, ...] = (
+    Route("onnx2tf", simplify=False, description="onnx2tf on the exported graph as it is"),
+    Route("onnxsim+onnx2tf", simplify=True, description="constant-fold the graph with onnxsim, then onnx2tf"),
+    Route(
+        "onnxsim+onnx2tf-pseudo-ops",
+        simplify=True,
+        onnx2tf_options={"replace_to_pseudo_operators": ["Erf", "GeLU", "HardSwish", "LeakyReLU", "Pow"]},
+        description="onnxsim, then onnx2tf replacing ops that TFLite lacks with equivalent primitives",
+    ),
+)
+
+
+@dataclass
+class TFGraph:
+    """The converted float graph, ready for ``TFLiteConverter.from_concrete_functions``."""
+
+    keras_model: Any
+    concrete_function: Any
+    input_shape: tuple[int, ...]
+    """As TensorFlow takes it (NHWC for an image model)."""
+    input_layout: str
+    route: str
+    attempts: list[dict[str, Any]]
+    onnx_path: Path
+    sqnr_vs_onnx_db: float
+
+    def to_route_dict(self) -> dict[str, Any]:
+        return {
+            "route": self.route,
+            "attempts": self.attempts,
+            "input_layout": self.input_layout,
+            "tf_input_shape": list(self.input_shape),
+            "sqnr_vs_onnx_db": round(self.sqnr_vs_onnx_db, 2),
+        }
+
+
+def convert_to_tf(
+    onnx_path: Path,
+    workdir: Path,
+    sample_inputs_nchw: np.ndarray | None,
+    progress: Progress | None = None,
+    routes: tuple[Route, ...] = ROUTES,
+) -> TFGraph:
+    """Tries each route; returns the first whose graph matches ONNX Runtime on ``sample_inputs_nchw``."""
+    progress = progress or NullProgress()
+    import onnx
+
+    onnx_model = onnx.load(str(onnx_path))
+    input_shape = tuple(d.dim_value for d in onnx_model.graph.input[0].type.tensor_type.shape.dim)
+    probe = _probe_inputs(sample_inputs_nchw, input_shape)
+    reference = _onnxruntime_outputs(onnx_path, probe)
+    attempts: list[dict[str, Any]] = []
+    for i, route in enumerate(routes):
+        progress.update(i / len(routes), route.name)
+        route_onnx = onnx_path
+        try:
+            if route.simplify:
+                route_onnx = _simplified(onnx_path, workdir)
+            keras_model = _run_onnx2tf(route_onnx, workdir / f"onnx2tf_{route.name}", probe, route.onnx2tf_options)
+            graph = _wrap(keras_model, route, attempts, route_onnx, input_shape)
+            sqnr = _compare(graph, probe, reference)
+            graph.sqnr_vs_onnx_db = sqnr
+            if sqnr < ROUTE_MIN_SQNR_DB:
+                raise _RouteMismatch(f"converted, but its outputs differ from ONNX Runtime (SQNR {sqnr:.1f} dB)")
+        except Exception as err:  # onnx2tf raises anything from ValueError to SystemExit-wrapped errors
+            attempts.append({"route": route.name, "ok": False, "error": _short(err), **_failing_op(err)})
+            log.info("route %s failed: %s", route.name, _short(err))
+            continue
+        attempts.append({"route": route.name, "ok": True, "sqnr_vs_onnx_db": round(sqnr, 2)})
+        return graph
+    raise ConversionError(_failure_message(onnx_path, attempts))
+
+
+class _RouteMismatch(Exception):
+    pass
+
+
+class _OnnxTfExit(Exception):
+    """onnx2tf called sys.exit(); carries what it printed."""
+
+
+def _probe_inputs(samples: np.ndarray | None, shape: tuple[int, ...]) -> np.ndarray:
+    if samples is not None and len(samples) and tuple(samples.shape[1:]) == tuple(shape[1:]):
+        return np.ascontiguousarray(samples[:8], dtype=np.float32)
+    # Smooth deterministic images: realistic enough for onnx2tf's shape checks, no download, no RNG state.
+    n, c, h, w = shape if len(shape) == 4 else (1, *shape[1:], 1, 1)[:4]
+    yy, xx = np.meshgrid(np.linspace(-1, 1, h), np.linspace(-1, 1, w), indexing="ij")
+    imgs = [np.stack([np.sin((k + 1) * xx + j) * np.cos((k + 2) * yy - j) for j in range(c)]) for k in range(4)]
+    return np.asarray(imgs, dtype=np.float32).reshape((4, *shape[1:]))
+
+
+def _onnxruntime_outputs(onnx_path: Path, probe: np.ndarray) -> list[np.ndarray]:
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 1
+    opts.log_severity_level = 3
+    session = ort.InferenceSession(str(onnx_path), opts, providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+    outs = [session.run(None, {name: probe[i : i + 1]}) for i in range(len(probe))]
+    return [np.concatenate([o[k] for o in outs]) for k in range(len(outs[0]))]
+
+
+def _simplified(onnx_path: Path, workdir: Path) -> Path:
+    import onnx
+    from onnxsim import simplify
+
+    target = workdir / (onnx_path.stem + "_simplified.onnx")
+    if not target.exists():
+        model, ok = simplify(onnx.load(str(onnx_path)))
+        if not ok:
+            raise RuntimeError("onnxsim could not validate the simplified graph")
+        onnx.save(model, str(target))
+    return target
+
+
+@contextlib.contextmanager
+def _own_sample_images(probe_nchw: np.ndarray):
+    """Makes onnx2tf use our samples where it would download MS-COCO images (it reads them as NHWC)."""
+    import onnx2tf.onnx2tf as o2t
+    import onnx2tf.utils.common_functions as common
+
+    nhwc = np.transpose(probe_nchw, (0, 2, 3, 1)) if probe_nchw.ndim == 4 else probe_nchw
+
+    def provide() -> np.ndarray:
+        return np.ascontiguousarray(nhwc)
+
+    saved = (o2t.download_test_image_data, common.download_test_image_data)
+    o2t.download_test_image_data = provide
+    common.download_test_image_data = provide
+    try:
+        yield
+    finally:
+        o2t.download_test_image_data, common.download_test_image_data = saved
+
+
+def _run_onnx2tf(onnx_path: Path, out_dir: Path, probe: np.ndarray, options: dict[str, Any]) -> Any:
+    import onnx2tf
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    captured = io.StringIO()
+    try:
+        with _own_sample_images(probe), contextlib.redirect_stdout(captured):
+            model = onnx2tf.convert(
+                input_onnx_file_path=str(onnx_path),
+                output_folder_path=str(out_dir),
+                non_verbose=True,
+                disable_model_save=True,
+                # We simplify explicitly as a route; onnx2tf's own attempt shells out to an `onnxsim` that may
+                # not be on PATH and then silently continues, which makes results depend on the shell.
+                not_use_onnxsim=True,
+                **options,
+            )
+    except SystemExit as err:
+        raise _OnnxTfExit(_strip_ansi(captured.getvalue())[-2000:] or f"onnx2tf exited with {err.code}") from None
+    except Exception as err:
+        err.onnx2tf_output = _strip_ansi(captured.getvalue())[-4000:]  # type: ignore[attr-defined]
+        raise
+    finally:
+        shutil.rmtree(out_dir, ignore_errors=True)
+    if model is None:
+        raise RuntimeError("onnx2tf returned no model")
+    return model
+
+
+def _wrap(
+    keras_model: Any, route: Route, attempts: list[dict[str, Any]], onnx_path: Path, onnx_shape: tuple[int, ...]
+) -> TFGraph:
+    import tensorflow as tf
+
+    if len(keras_model.inputs) != 1:
+        raise ConversionError(
+            f"the model has {len(keras_model.inputs)} inputs; quantweb converts single-input vision models."
+        )
+    shape = tuple(int(d) if d is not None else 1 for d in keras_model.inputs[0].shape)
+    spec = tf.TensorSpec(shape, tf.float32, name="input")
+
+    @tf.function(input_signature=[spec])
+    def serve(x):
+        out = keras_model(x)
+        if isinstance(out, (list, tuple)):
+            return {f"output_{i}": o for i, o in enumerate(out)}
+        return {"output": out}
+
+    # onnx2tf transposes 4-D image inputs to channels-last; read the layout off the shapes, not assumptions.
+    n, c, h, w = onnx_shape if len(onnx_shape) == 4 else (0, 0, 0, 0)
+    layout = "NHWC" if len(shape) == 4 and shape == (n, h, w, c) else "NCHW"
+    return TFGraph(keras_model, serve.get_concrete_function(), shape, layout, route.name, attempts, onnx_path, 0.0)
+
+
+def to_tf_layout(x_nchw: np.ndarray, layout: str) -> np.ndarray:
+    return np.ascontiguousarray(np.transpose(x_nchw, (0, 2, 3, 1))) if layout == "NHWC" and x_nchw.ndim == 4 else x_nchw
+
+
+def _compare(graph: TFGraph, probe: np.ndarray, reference: list[np.ndarray]) -> float:
+    outs = [graph.concrete_function(to_tf_layout(probe[i : i + 1], graph.input_layout)) for i in range(len(probe))]
+    keys = sorted(outs[0])
+    got = [np.concatenate([o[k].numpy() for o in outs]) for k in keys]
+    if len(got) != len(reference):
+        raise _RouteMismatch(f"has {len(got)} outputs where ONNX has {len(reference)}")
+    sqnrs = [sqnr_db(ref, align_layout(out, ref.shape)) for ref, out in zip(reference, got)]
+    return float(min(sqnrs))
+
+
+def align_layout(out: np.ndarray, ref_shape: tuple[int, ...]) -> np.ndarray:
+    """onnx2tf may emit a 4-D output channels-last; bring it back to the PyTorch layout when shapes say so."""
+    if out.shape == tuple(ref_shape):
+        return out
+    if out.ndim == 4 and (out.shape[0], out.shape[3], out.shape[1], out.shape[2]) == tuple(ref_shape):
+        return np.transpose(out, (0, 3, 1, 2))
+    if out.size == int(np.prod(ref_shape)):
+        return out.reshape(ref_shape)
+    raise _RouteMismatch(f"output shape {out.shape} cannot be matched to the PyTorch shape {tuple(ref_shape)}")
+
+
+def sqnr_db(reference: np.ndarray, output: np.ndarray) -> float:
+    """Mean over samples of 10*log10(|ref|^2 / |ref-out|^2); identical outputs count as 200 dB."""
+    ref = reference.reshape(len(reference), -1).astype(np.float64)
+    out = output.reshape(len(output), -1).astype(np.float64)
+    signal = (ref**2).sum(axis=1)
+    noise = ((ref - out) ** 2).sum(axis=1)
+    per = np.where(noise > 0, 10 * np.log10(np.maximum(signal, 1e-30) / np.maximum(noise, 1e-30)), 200.0)
+    return float(np.clip(per, -100.0, 200.0).mean())
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def _strip_ansi(text: str) -> str:
+    return _ANSI.sub("", text)
+
+
+def _short(err: BaseException) -> str:
+    text = str(err).strip() or type(err).__name__
+    text = " ".join(text.split())
+    return f"{type(err).__name__}: {text[:400]}"
+
+
+def _failing_op(err: BaseException) -> dict[str, str]:
+    """Digs the ONNX op name/type out of onnx2tf's printed error or the TF layer name."""
+    text = getattr(err, "onnx2tf_output", "") + "\n" + str(err)
+    found: dict[str, str] = {}
+    name = re.search(r"onnx_op_name:\s*(\S+)", text) or re.search(r"name='(?:wa)?(/[^']+)'", text)
+    kind = re.search(r"onnx_op_type:\s*(\S+)", text)
+    if name:
+        found["onnx_op"] = name.group(1)
+    if kind:
+        found["onnx_op_type"] = kind.group(1)
+    return found
+
+
+def _failure_message(onnx_path: Path, attempts: list[dict[str, Any]]) -> str:
+    ops = sorted({a["onnx_op"] for a in attempts if a.get("onnx_op")})
+    tried = "; ".join(f"{a['route']}: {a['error'][:160]}" for a in attempts)
+    where = f" at ONNX op {', '.join(ops)}" if ops else ""
+    return (
+        f"onnx2tf could not convert {onnx_path.name}{where} by any route ({tried}). What to try: replace that op "
+        "in the model (e.g. nn.ZeroPad2d + Conv2d instead of dynamic 'same' padding, standard activations instead "
+        "of custom autograd functions), export with a different --opset, or open an issue with the ONNX file."
+    )
+
+
+def set_quiet_tf_logging() -> None:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("ABSL_MIN_LOG_LEVEL", "2")

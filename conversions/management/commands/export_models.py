@@ -1,0 +1,185 @@
+"""``manage.py export_models``: a PyTorch checkpoint becomes verified ``.tflite`` files in one command.
+
+Flags are parsed once into an ``ExportConfig``; the run is recorded as a ``ConversionRun`` (source "cli") and
+executed in this process through the same ``execute_run`` the RQ worker uses.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import DatabaseError
+
+from conversions.engine.config import (
+    FORMATS,
+    IO_TYPES,
+    DataSpec,
+    ExportConfig,
+    ModelSpec,
+    parse_input_shape,
+    parse_variants,
+)
+from conversions.engine.errors import QuantwebError
+from conversions.engine.progress import TerminalProgress
+from conversions.engine.representative_data import DATASET_TYPES, PRESETS, preprocess_overrides_from_args
+
+
+def parse_model_kwargs(items: list[str]) -> dict[str, Any]:
+    """``["num_classes=7", "dropout=0.1", "name=x"]`` -> ``{"num_classes": 7, "dropout": 0.1, "name": "x"}``."""
+    out: dict[str, Any] = {}
+    for item in items:
+        for part in item.split(","):
+            if not part.strip():
+                continue
+            key, sep, value = part.partition("=")
+            if not sep or not key.strip():
+                raise ValueError(f"--model-kwargs {part!r} is not name=value, e.g. num_classes=7")
+            out[key.strip()] = _literal(value.strip())
+    return out
+
+
+def _literal(text: str) -> Any:
+    lowered = text.lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    if lowered == "none":
+        return None
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    return text
+
+
+class Command(BaseCommand):
+    help = "Convert a PyTorch model to verified TFLite (float32/float16/dynamic/int8/int16x8) via ONNX and onnx2tf."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        model = parser.add_argument_group("model")
+        model.add_argument("--checkpoint", help="state dict (.pth/.pt), wrapped checkpoint, pickled module, or .pt2")
+        model.add_argument("--model", help="package.module:factory, path/to/file.py:factory, or efficientnet-lite0")
+        model.add_argument("--model-kwargs", action="append", default=[], help="factory keyword args, e.g. num_classes=7")
+        size = model.add_mutually_exclusive_group()
+        size.add_argument("--input-size", type=int, default=224, help="square input side (default 224)")
+        size.add_argument("--input-shape", help="N,C,H,W for any other shape, e.g. 1,1,28,28")
+        model.add_argument("--trust-checkpoint", action="store_true",
+                           help="allow unpickling a whole nn.Module (runs code from the file)")
+
+        out = parser.add_argument_group("output")
+        out.add_argument("--format", default="tflite", choices=FORMATS,
+                         help="tflite, or also keep the ONNX file / SavedModel (onnx, saved_model, all)")
+        out.add_argument("--quantize", default="int8",
+                         help="none (float32), float16, dynamic, int8, int16x8; comma-separated for several")
+        out.add_argument("--io", default="float32", choices=IO_TYPES, help="int8 model's input/output type")
+        out.add_argument("--output", help="the .tflite path (one variant)")
+        out.add_argument("--output-dir", help="folder for several variants and the report")
+        out.add_argument("--force", action="store_true", help="replace existing outputs")
+
+        data = parser.add_argument_group("calibration and verification data")
+        data.add_argument("--dataset-dir", help="ImageFolder tree, YOLO dataset or flat folder of images")
+        data.add_argument("--dataset-type", default="auto", choices=DATASET_TYPES)
+        data.add_argument("--split", help="split to calibrate on (default val, then test, then train)")
+        data.add_argument("--num-calib-samples", type=int, default=100)
+        data.add_argument("--num-eval-samples", type=int, default=100, help="held-out images for verification")
+        data.add_argument("--seed", type=int, default=0)
+        data.add_argument("--preprocess", default="auto", choices=("auto", *PRESETS),
+                          help="auto: the model's own (imagenet for the built-in), else imagenet")
+        for flag, help_text in (
+            ("--mean", "per-channel mean, e.g. 0.485,0.456,0.406"),
+            ("--std", "per-channel std"),
+            ("--scale", "pixel multiplier, e.g. 1/255"),
+            ("--resize", "shorter side N or WxH"),
+            ("--crop", "center crop N, WxH or fraction"),
+            ("--interpolation", "nearest, bilinear, bicubic, ..."),
+        ):
+            data.add_argument(flag, help=help_text)
+        data.add_argument("--workers", type=int, help="image decode processes")
+
+        verify = parser.add_argument_group("verification")
+        verify.add_argument("--latency-runs", type=int, default=30, help="timed runs per model (>= 30)")
+        verify.add_argument("--threads", default="1", help="interpreter threads to time, e.g. 1 or 1,2")
+        verify.add_argument("--debug", action="store_true", help="show tracebacks")
+        verify.add_argument("--no-record", action="store_true",
+                            help="do not record the run in the portal database")
+
+    def handle(self, *args: Any, **opts: Any) -> None:
+        try:
+            config = self.build_config(opts)
+        except ValueError as err:
+            raise CommandError(str(err)) from None
+        progress = TerminalProgress(stream=self.stderr._out if hasattr(self.stderr, "_out") else None)
+        try:
+            report = self.run_conversion(config, progress, record=not opts["no_record"])
+        except QuantwebError as err:
+            progress.close()
+            if opts["debug"]:
+                raise
+            raise CommandError(str(err)) from None
+        progress.close()
+        from conversions.engine.summary import format_summary
+
+        self.stdout.write(format_summary(report))
+
+    def run_conversion(self, config: ExportConfig, progress: TerminalProgress, record: bool):
+        if not record:
+            from conversions.engine.pipeline import run_export
+
+            return run_export(config, progress)
+        from conversions.runs import execute_run, record_cli_run
+
+        try:
+            run = record_cli_run(config)
+        except DatabaseError as err:
+            raise CommandError(
+                f"could not record the run in the database ({err}); run `python manage.py migrate` first, "
+                "or pass --no-record."
+            ) from None
+        progress.log(f"recorded as conversion run {run.pk}")
+        return execute_run(run, progress)
+
+    @staticmethod
+    def build_config(opts: dict[str, Any]) -> ExportConfig:
+        if opts["latency_runs"] < 30:
+            raise ValueError("--latency-runs must be at least 30 so the median and p90 mean something")
+        overrides = preprocess_overrides_from_args(
+            mean=opts["mean"], std=opts["std"], scale=opts["scale"], resize=opts["resize"], crop=opts["crop"],
+            interpolation=opts["interpolation"],
+        )
+        variants = parse_variants(opts["quantize"])
+        if opts["output"] and len(variants) > 1:
+            raise ValueError("--output names one file; with several --quantize variants use --output-dir")
+        try:
+            threads = tuple(int(t) for t in str(opts["threads"]).split(",") if t.strip())
+        except ValueError:
+            raise ValueError(f"--threads {opts['threads']!r} is not a list of integers, e.g. 1,2") from None
+        return ExportConfig(
+            model=ModelSpec(
+                checkpoint=opts["checkpoint"],
+                model=opts["model"],
+                model_kwargs=parse_model_kwargs(opts["model_kwargs"]),
+                input_shape=parse_input_shape(opts["input_shape"], opts["input_size"]),
+                trust_checkpoint=opts["trust_checkpoint"],
+            ),
+            data=DataSpec(
+                dataset_dir=opts["dataset_dir"],
+                dataset_type=opts["dataset_type"],
+                split=opts["split"],
+                num_calib_samples=opts["num_calib_samples"],
+                num_eval_samples=opts["num_eval_samples"],
+                seed=opts["seed"],
+                preprocess=opts["preprocess"],
+                preprocess_overrides=overrides,
+                num_workers=opts["workers"],
+            ),
+            variants=variants,
+            io_type=opts["io"],
+            output=opts["output"],
+            output_dir=opts["output_dir"],
+            formats=(opts["format"],),
+            force=opts["force"],
+            latency_runs=opts["latency_runs"],
+            latency_threads=threads or (1,),
+            debug=opts["debug"],
+        )
