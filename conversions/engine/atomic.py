@@ -69,7 +69,15 @@ def copy_tree_atomic(src: Path, dst: Path, force: bool = False) -> None:
             shutil.rmtree(tmp)
 
 
+def _umask_mode() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 def _publish(tmp: Path, path: Path, force: bool) -> None:
+    # mkstemp creates 0600 files; published artifacts get the permissions an ordinary write would give.
+    os.chmod(tmp, _umask_mode())
     if force:
         os.replace(tmp, path)
     else:

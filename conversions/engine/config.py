@@ -85,6 +85,8 @@ class DataSpec:
     preprocess_overrides: dict[str, Any] = field(default_factory=dict)
     """Custom ``mean``/``std``/``scale``/``resize``/``crop``/``interpolation`` over the preset."""
     num_workers: int | None = None
+    labels_file: str | None = None
+    """One class name per line in output order; maps class folders to outputs for labeled accuracy."""
 
 
 @dataclass(frozen=True)

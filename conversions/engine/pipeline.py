@@ -22,10 +22,12 @@ import numpy as np
 
 from . import atomic
 from .config import CALIBRATED_VARIANTS, DataSpec, ExportConfig, ModelSpec
+from .accuracy import class_to_output, labeled_accuracy, read_labels, with_drop
 from .errors import QuantwebError
 from .model_loading import LoadedModel, load_model
 from .onnx_export import export_onnx
 from .progress import NullProgress, Progress, timed
+from .report_files import write_report_files
 from .results import ExportReport, VariantReport
 from .tf_convert import TFGraph, convert_to_tf, set_quiet_tf_logging, to_tf_layout
 from .tflite_export import RepresentativeDataGen, convert_variant
@@ -44,6 +46,10 @@ class EvaluationSet:
     labels: list[int | None]
     files: list[str]
     source: str
+    targets: np.ndarray | None = None
+    """Model output index of each sample's class (-1 when unknown); None when the dataset has no classes."""
+    class_names: list[str] | None = None
+    """Names by output index, for showing predictions (labels file, or the sorted class folders)."""
 
 
 @dataclass
@@ -96,7 +102,10 @@ def run_export(config: ExportConfig, progress: Progress | None = None) -> Export
     for path in [*outputs.values(), *extra_outputs.values()]:
         atomic.check_writable(path, config.force)
     report_path = report_path_for(outputs) if outputs else next(iter(extra_outputs.values())).with_suffix(".json")
-    atomic.check_writable(report_path, config.force)
+    # Several variants get report.md and a self-contained report.html beside report.json.
+    report_folder = report_path.parent if len(outputs) > 1 else None
+    for path in [report_path, *([report_folder / "report.md", report_folder / "report.html"] if report_folder else [])]:
+        atomic.check_writable(path, config.force)
 
     with timed(timings, "data"):
         progress.stage("read dataset")
@@ -149,8 +158,10 @@ def run_export(config: ExportConfig, progress: Progress | None = None) -> Export
         warnings=warnings,
         intermediate_files=intermediates,
     )
-    atomic.write_bytes_atomic(report_path, json.dumps(report.to_dict(), indent=2).encode(), force=config.force)
+    if report_folder is not None:
+        report.intermediate_files.update(write_report_files(report, report_folder, config.force))
     report.intermediate_files["report"] = str(report_path)
+    atomic.write_bytes_atomic(report_path, json.dumps(report.to_dict(), indent=2).encode(), force=config.force)
     return report
 
 
@@ -203,6 +214,8 @@ def prepare_data(config: ExportConfig, loaded: LoadedModel, progress: Progress) 
             f"{spec.dataset_dir}: no held-out images are left for verification after calibration; add images or "
             "lower --num-calib-samples."
         )
+    evaluation = EvaluationSet(np.stack(inputs).astype(np.float32), labels, files, "dataset")
+    _attach_targets(evaluation, generator.structure.classes, spec.labels_file, loaded)
     report = generator.report()
     report.setdefault("dataset", report.get("structure"))
     report["calibration"] = {
@@ -211,12 +224,23 @@ def prepare_data(config: ExportConfig, loaded: LoadedModel, progress: Progress) 
         "dataset_dir": str(spec.dataset_dir),
         "layout": generator.structure.layout,
     }
-    return PreparedData(
-        generator,
-        EvaluationSet(np.stack(inputs).astype(np.float32), labels, files, "dataset"),
-        report,
-        list(getattr(generator, "notes", [])),
-    )
+    return PreparedData(generator, evaluation, report, list(getattr(generator, "notes", [])))
+
+
+def _attach_targets(evaluation: EvaluationSet, classes: list[str], labels_file: str | None, loaded: LoadedModel) -> None:
+    """Maps class folders to output indices so labeled accuracy can be computed (ImageFolder data only)."""
+    if not classes or all(label is None for label in evaluation.labels):
+        if labels_file:
+            evaluation.class_names = read_labels(labels_file)
+        return
+    import torch
+
+    with torch.no_grad():
+        num_outputs = int(np.prod(_first_output(loaded.module(torch.zeros(loaded.input_shape))).shape[1:]))
+    names = read_labels(labels_file) if labels_file else None
+    mapping = class_to_output(classes, names, num_outputs)
+    evaluation.targets = np.array([mapping[lbl] if lbl is not None else -1 for lbl in evaluation.labels])
+    evaluation.class_names = names or sorted(classes)
 
 
 def _synthetic_inputs(shape: tuple[int, ...], count: int) -> np.ndarray:
@@ -286,12 +310,16 @@ def _verify(
         for v, s in stats.items():
             latencies[v][str(threads)] = s
 
+    targets = data.evaluation.targets
+    pytorch_accuracy = labeled_accuracy(ref, targets) if targets is not None else None
     float_size = len(built["none"])
     reports = []
+    outputs_by_variant: dict[str, np.ndarray] = {}
     for i, variant in enumerate(wanted):
         progress.update(i / len(wanted), variant_label(variant))
         model = TFLiteModel(built[variant])
         out = _first_of(predict_many(model, eval_tf))
+        outputs_by_variant[variant] = out
         fully_integer, float_ops, counts = audit_ops(built[variant])
         io = model.io_description()
         target = outputs.get(variant)
@@ -317,6 +345,7 @@ def _verify(
                 fully_integer=fully_integer,
                 float_ops=float_ops,
                 op_counts=counts,
+                accuracy=with_drop(labeled_accuracy(out, targets), pytorch_accuracy) if pytorch_accuracy else None,
             )
         )
     # The float32 model is only reported as a variant when it was asked for; its figures stay the reference.
@@ -327,8 +356,59 @@ def _verify(
         "float32_fidelity": {"sqnr_db": float_report.fidelity.sqnr_db} if float_report.fidelity else None,
         "float32_latency_ms": {k: vars(v) for k, v in float_report.latency_ms.items()},
         "float32_size_bytes": float_size,
+        "accuracy": pytorch_accuracy,
+        "disagreements": disagreement_examples(ref, outputs_by_variant, config.variants, data.evaluation),
     }
     return [r for r in reports if r.variant in asked], pytorch
+
+
+def disagreement_examples(
+    ref: np.ndarray, outputs: dict[str, np.ndarray], variants: tuple[str, ...], evaluation: EvaluationSet, limit: int = 6
+) -> dict[str, Any] | None:
+    """A few held-out images where the most quantized variant and PyTorch disagree, with both top-3."""
+    from .verify import is_classifier_output, top_k
+
+    quantized = [v for v in ("int8", "int16x8", "dynamic", "float16") if v in variants and v in outputs]
+    if not quantized or not is_classifier_output(ref) or not evaluation.files:
+        return None
+    variant = quantized[0]
+    out = outputs[variant]
+    differ = np.flatnonzero(ref.argmax(axis=1) != out.argmax(axis=1))[:limit]
+    names = evaluation.class_names
+
+    def named(pairs: list[tuple[int, float]]) -> list[dict[str, Any]]:
+        return [{"index": i, "name": names[i] if names and i < len(names) else str(i), "p": p} for i, p in pairs]
+
+    return {
+        "variant": variant_label(variant),
+        "count": int((ref.argmax(axis=1) != out.argmax(axis=1)).sum()),
+        "examples": [
+            {
+                "file": evaluation.files[i],
+                "thumbnail": _thumbnail_data_uri(evaluation.files[i]),
+                "pytorch_top3": named(top_k(ref[i])),
+                "variant_top3": named(top_k(out[i])),
+            }
+            for i in differ
+        ],
+    }
+
+
+def _thumbnail_data_uri(path: str, size: int = 112) -> str | None:
+    import base64
+    import io
+
+    from PIL import Image
+
+    try:
+        with Image.open(path) as img:
+            img = img.convert("RGB")
+            img.thumbnail((size, size))
+            buf = io.BytesIO()
+            img.save(buf, format="JPEG", quality=80)
+    except OSError:
+        return None
+    return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode()
 
 
 def _first_output(out: Any) -> Any:

@@ -29,23 +29,53 @@ def variant_row(v: VariantReport, float_latency: float | None) -> dict[str, str]
         "top-5": _pct(fid.top5_agreement) if fid else "-",
         "SQNR dB": f"{fid.sqnr_db:.1f}" if fid else "-",
         "integer-only": "yes" if v.fully_integer else "no",
+        **_accuracy_cells(v),
+        **_extra_latency_cells(v),
     }
 
 
-def format_summary(report: ExportReport) -> str:
+def _accuracy_cells(v: VariantReport) -> dict[str, str]:
+    acc = v.accuracy or {}
+    if acc.get("top1") is None:
+        return {}
+    return {
+        "acc top-1": f"{acc['top1']:.1f}%",
+        "top-1 drop": f"{acc.get('top1_drop', 0):+.1f} pts" if acc.get("top1_drop") is not None else "-",
+        "acc top-5": f"{acc['top5']:.1f}%",
+    }
+
+
+def _extra_latency_cells(v: VariantReport) -> dict[str, str]:
+    return {
+        f"ms @{t} thr": f"{s.median:.2f}/{s.p90:.2f}" for t, s in sorted(v.latency_ms.items(), key=lambda kv: int(kv[0])) if t != "1"
+    }
+
+
+def summary_table(report: ExportReport, markdown: bool = False) -> str:
     fl = report.pytorch.get("float32_latency_ms", {}).get("1", {}) or {}
-    float_latency = fl.get("median")
-    rows = [variant_row(v, float_latency) for v in report.variants]
+    rows = [variant_row(v, fl.get("median")) for v in report.variants]
+    if not markdown:
+        return summarize_table(rows)
+    cols = list(rows[0]) if rows else []
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    lines += ["| " + " | ".join(r[c] for c in cols) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def format_summary(report: ExportReport) -> str:
     cal = report.calibration or {}
     ev = report.evaluation or {}
     route = report.conversion_route.get("route")
+    acc = report.pytorch.get("accuracy") or {}
     lines = [
         f"model: {report.model['name']} ({report.model['description']}), input {tuple(report.model['input_shape'])}",
         f"route: {route}; calibration: {cal.get('samples', 0)} images (seed {cal.get('seed', '-')}); "
         f"verified on {ev.get('samples', report.pytorch.get('evaluation_samples'))} held-out inputs; "
         f"float32 .tflite vs PyTorch: SQNR {(report.pytorch.get('float32_fidelity') or {}).get('sqnr_db', '-')} dB",
+        *([f"PyTorch labeled accuracy on {acc['samples']} images: top-1 {acc['top1']:.1f}%, top-5 {acc['top5']:.1f}%"]
+          if acc.get("top1") is not None else []),
         "",
-        summarize_table(rows),
+        summary_table(report),
     ]
     for v in report.variants:
         if v.float_ops and v.variant in ("int8", "int16x8"):
