@@ -96,10 +96,11 @@ class Command(BaseCommand):
         ):
             data.add_argument(flag, help=help_text)
         data.add_argument("--workers", type=int, help="image decode processes")
+        data.add_argument("--labels", help="class names, one per line in output order (default: sorted class folders)")
 
         verify = parser.add_argument_group("verification")
         verify.add_argument("--latency-runs", type=int, default=30, help="timed runs per model (>= 30)")
-        verify.add_argument("--threads", default="1", help="interpreter threads to time, e.g. 1 or 1,2")
+        verify.add_argument("--threads", help="interpreter threads to time, e.g. 1,2 (default 1; 1,2 for several variants)")
         verify.add_argument("--debug", action="store_true", help="show tracebacks")
         verify.add_argument("--no-record", action="store_true",
                             help="do not record the run in the portal database")
@@ -150,8 +151,9 @@ class Command(BaseCommand):
         variants = parse_variants(opts["quantize"])
         if opts["output"] and len(variants) > 1:
             raise ValueError("--output names one file; with several --quantize variants use --output-dir")
+        default_threads = "1,2" if len(variants) > 1 else "1"
         try:
-            threads = tuple(int(t) for t in str(opts["threads"]).split(",") if t.strip())
+            threads = tuple(int(t) for t in str(opts["threads"] or default_threads).split(",") if t.strip())
         except ValueError:
             raise ValueError(f"--threads {opts['threads']!r} is not a list of integers, e.g. 1,2") from None
         return ExportConfig(
@@ -172,6 +174,7 @@ class Command(BaseCommand):
                 preprocess=opts["preprocess"],
                 preprocess_overrides=overrides,
                 num_workers=opts["workers"],
+                labels_file=opts["labels"],
             ),
             variants=variants,
             io_type=opts["io"],
