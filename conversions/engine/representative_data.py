@@ -41,6 +41,7 @@ from .data.preprocess import (
     transform,
 )
 from .data.sampling import Sampler, budget
+from .data.standalone import module_source
 from .data.streaming import default_workers, stream
 from .errors import DatasetError
 
@@ -143,7 +144,8 @@ class RepresentativeDataGenerator:
         self.num_workers = default_workers() if num_workers is None else max(0, int(num_workers))
         self.max_image_pixels = int(max_image_pixels)
         self.skipped: list[dict[str, str]] = []
-        self.notes: list[str] = []
+        self._notes: list[str] = []
+        self._decode_failures = 0
         self._skipped_paths: set[str] = set()
         self._conversions: Counter[str] = Counter()
         self._rotated = 0
@@ -215,30 +217,38 @@ class RepresentativeDataGenerator:
         got_c, got_e = len(self.calibration_items), len(self.evaluation_items)
         if available < wanted:
             if self.num_eval_samples:
-                self.notes.append(
+                self._notes.append(
                     f"fewer images than requested ({available:,} for {self.num_samples:,} calibration + "
                     f"{self.num_eval_samples:,} evaluation): using {got_c:,} for calibration and {got_e:,} for evaluation"
                 )
             else:
-                self.notes.append(f"fewer images than requested: using all {got_c:,}")
+                self._notes.append(f"fewer images than requested: using all {got_c:,}")
         elif got_c < self.num_samples or got_e < self.num_eval_samples:
-            self.notes.append(
+            self._notes.append(
                 f"only {got_c:,} calibration and {got_e:,} evaluation images are readable "
                 f"(asked for {self.num_samples:,} and {self.num_eval_samples:,})"
             )
         if len(self.calibration_from_split) > 1:
             parts = ", ".join(f"{n:,} from {s!r}" for s, n in self.calibration_from_split.items())
-            self.notes.append(f"split {self.structure.split!r} has too few images; calibration takes {parts}")
+            self._notes.append(f"split {self.structure.split!r} has too few images; calibration takes {parts}")
         for note, count in sorted(self._conversions.items()):
-            self.notes.append(f"{count:,} {note}")
+            self._notes.append(f"{count:,} {note}")
         if self._rotated:
-            self.notes.append(f"{self._rotated:,} images rotated upright per their EXIF orientation")
+            self._notes.append(f"{self._rotated:,} images rotated upright per their EXIF orientation")
         if self.skipped:
-            self.notes.append(f"{len(self.skipped):,} unusable files skipped and replaced ({self._skip_summary()})")
+            self._notes.append(f"{len(self.skipped):,} unusable files skipped and replaced ({self._skip_summary()})")
         if self.structure.ignored_files:
-            self.notes.append(f"{self.structure.ignored_files:,} files without an image extension ignored")
+            self._notes.append(f"{self.structure.ignored_files:,} files without an image extension ignored")
         for unreadable in self.structure.unreadable_dirs:
-            self.notes.append(f"could not list folder {unreadable}")
+            self._notes.append(f"could not list folder {unreadable}")
+
+    @property
+    def notes(self) -> list[str]:
+        """What the user should know: scarce images, conversions, rotations, skipped files (so far)."""
+        notes = list(self._notes)
+        if self._decode_failures:
+            notes.append(f"{self._decode_failures:,} sampled files failed to decode and were left out of the stream")
+        return notes
 
     # ---------------------------------------------------------------------------------- streaming
 
@@ -252,8 +262,12 @@ class RepresentativeDataGenerator:
 
     def _stream(self, items: list[ImageItem]) -> Iterator[tuple[ImageItem, np.ndarray]]:
         produced = 0
-        for index, array, reason in stream([it.path for it in items], self._decoder(), self.num_workers):
+        shape = self.sample_shape or None
+        paths = [it.path for it in items]
+        for index, array, reason in stream(paths, self._decoder(), self.num_workers, shape, self.preprocess_spec.dtype):
             if array is None:
+                if items[index].path not in self._skipped_paths:
+                    self._decode_failures += 1
                 self._skip(items[index].path, reason or "unreadable")
                 continue
             produced += 1
@@ -302,15 +316,18 @@ class RepresentativeDataGenerator:
         counts = Counter(self.structure.classes[it.label] for it in items if it.label is not None)
         return {name: counts.get(name, 0) for name in self.structure.classes}
 
-    def report(self) -> dict[str, Any]:
-        """JSON-able: what was detected, how images are preprocessed, which files were used and skipped."""
+    def _spec_report(self) -> dict[str, Any]:
         spec = self.preprocess_spec.to_dict()
         spec.update(layout=self.layout, sample_shape=list(self.sample_shape), description=self.preprocess_spec.describe())
         if self.custom_preprocess is not None:
             spec["custom"] = getattr(self.custom_preprocess, "__qualname__", repr(self.custom_preprocess))
+        return spec
+
+    def report(self) -> dict[str, Any]:
+        """JSON-able: what was detected, how images are preprocessed, which files were used and skipped."""
         return {
             "structure": self.structure.to_dict(),
-            "preprocess": spec,
+            "preprocess": self._spec_report(),
             "calibration": {
                 "samples": len(self.calibration_items),
                 "requested": self.num_samples,
@@ -359,7 +376,7 @@ class RepresentativeDataGenerator:
         return lines
 
     def print_summary(self, file: TextIO | None = None) -> None:
-        print("\n".join(self.summary_lines()), file=file or sys.stdout)
+        (file or sys.stdout).write("\n".join(self.summary_lines()) + "\n")
 
     def save(self, path: str | os.PathLike[str], force: bool = False) -> np.ndarray:
         """Writes the calibration samples to ``path`` (``.npz``: ``samples``, ``files``, ``spec``); returns them."""
@@ -377,9 +394,25 @@ class RepresentativeDataGenerator:
         samples = samples[:count]
         buffer = io.BytesIO()
         np.savez(buffer, samples=samples, files=np.array(self._relative([ImageItem(f) for f in files])),
-                 spec=np.array(json.dumps(self.report()["preprocess"])))
+                 spec=np.array(json.dumps(self._spec_report())))
         write_bytes_atomic(Path(path), buffer.getvalue(), force=force)
         return samples
+
+    def create_module(self, path: str | os.PathLike[str], force: bool = False) -> Path:
+        """Writes a module that regenerates these calibration samples with only numpy and Pillow."""
+        if self.custom_preprocess is not None:
+            raise ValueError(
+                "a custom preprocess callable cannot be copied into a standalone module; use a preset with "
+                "--mean/--std/--scale/--resize/--crop instead, or ship your function with the file list"
+            )
+        path = Path(path)
+        text = module_source(
+            root=self.structure.root, files=self._relative(self.calibration_items), spec=self.preprocess_spec,
+            spec_json=json.dumps(self._spec_report()), layout=self.layout, max_pixels=self.max_image_pixels,
+            filename=path.name,
+        )
+        write_bytes_atomic(path, text.encode("utf-8"), force=force)
+        return path
 
     @staticmethod
     def load(path: str | os.PathLike[str]) -> np.ndarray:

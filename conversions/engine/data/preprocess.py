@@ -304,7 +304,7 @@ def to_channels(image: Image.Image, channels: int) -> Image.Image:
         else:
             top = 65535.0 if mode.startswith("I;16") or int(arr.max(initial=0)) > 255 else 255.0
             arr8 = np.clip(arr.astype(np.float64) * (255.0 / top), 0, 255)
-        image = Image.fromarray(np.rint(arr8).astype(np.uint8), "L")
+        image = Image.fromarray(np.rint(arr8).astype(np.uint8))  # 2-D uint8 -> mode L
         return image if target == "L" else image.convert(target)
     if mode == "P":
         image = image.convert("RGBA" if "transparency" in image.info else "RGB")
@@ -389,9 +389,16 @@ def resize_and_crop(image: Image.Image, spec: PreprocessSpec) -> Image.Image:
     if isinstance(spec.resize, int):
         w, h = image.size
         ratio = spec.resize / min(w, h)
-        new = (max(1, int(round(w * ratio))), max(1, int(round(h * ratio))))
-        if new != (w, h):
-            image = image.resize(new, resample)
+        new_w, new_h = max(1, int(round(w * ratio))), max(1, int(round(h * ratio)))
+        if spec.crop and (new_w, new_h) != (w, h):
+            # Resize only the region the crop keeps (Pillow's ``box``): same sampling grid, far fewer pixels.
+            crop_h, crop_w = min(spec.crop[0], new_h), min(spec.crop[1], new_w)
+            left, top = int(round((new_w - crop_w) / 2.0)), int(round((new_h - crop_h) / 2.0))
+            sx, sy = w / new_w, h / new_h
+            box = (left * sx, top * sy, (left + crop_w) * sx, (top + crop_h) * sy)
+            image = image.resize((crop_w, crop_h), resample, box=box)
+        elif (new_w, new_h) != (w, h):
+            image = image.resize((new_w, new_h), resample)
     elif spec.resize:
         image = image.resize((spec.resize[1], spec.resize[0]), resample)
     if spec.crop:
@@ -403,18 +410,35 @@ def resize_and_crop(image: Image.Image, spec: PreprocessSpec) -> Image.Image:
 
 
 def to_array(image: Image.Image, spec: PreprocessSpec) -> np.ndarray:
-    """HWC pixels -> normalised CHW array of ``spec.dtype``."""
+    """HWC pixels -> normalised CHW array of ``spec.dtype``.
+
+    Float output goes through a 256-entry table per channel holding ``x * (scale / std) - mean / std``:
+    the same float32 arithmetic as computing it per pixel, at half the cost.
+    """
     pixels = np.asarray(image)
     if pixels.ndim == 2:
         pixels = pixels[:, :, None]
     if spec.dtype == "uint8":
         return np.ascontiguousarray(pixels.transpose(2, 0, 1), dtype=np.uint8)
-    mul = (np.float32(spec.scale) / np.asarray(spec.std, dtype=np.float32)).astype(np.float32)
-    add = (-np.asarray(spec.mean, dtype=np.float32) / np.asarray(spec.std, dtype=np.float32)).astype(np.float32)
-    chw = pixels.transpose(2, 0, 1).astype(np.float32)
-    chw *= mul[:, None, None]
-    chw += add[:, None, None]
-    return chw
+    table = _table(spec.scale, spec.mean, spec.std)
+    out = np.empty((pixels.shape[2], pixels.shape[0], pixels.shape[1]), dtype=np.float32)
+    for channel in range(pixels.shape[2]):
+        np.take(table[channel], pixels[:, :, channel], out=out[channel])
+    return out
+
+
+_TABLES: dict[tuple, np.ndarray] = {}
+
+
+def _table(scale: float, mean: tuple[float, ...], std: tuple[float, ...]) -> np.ndarray:
+    key = (scale, mean, std)
+    if key not in _TABLES:
+        std32 = np.asarray(std, dtype=np.float32)
+        mul = (np.float32(scale) / std32).astype(np.float32)
+        add = (-np.asarray(mean, dtype=np.float32) / std32).astype(np.float32)
+        levels = np.arange(256, dtype=np.float32)
+        _TABLES[key] = np.stack([levels * mul[c] + add[c] for c in range(len(std))]).astype(np.float32)
+    return _TABLES[key]
 
 
 def transform(image: Image.Image, spec: PreprocessSpec) -> np.ndarray:

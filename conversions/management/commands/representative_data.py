@@ -1,0 +1,86 @@
+"""``manage.py representative_data``: detect a dataset, sample it, show what calibration would see.
+
+Thin on purpose: flags -> ``RepresentativeDataGenerator`` -> summary, first batches, optional outputs.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from conversions.engine.errors import QuantwebError
+from conversions.engine.representative_data import (
+    DATASET_TYPES,
+    LAYOUTS,
+    PRESETS,
+    RepresentativeDataGenerator,
+    preprocess_overrides_from_args,
+)
+
+
+class Command(BaseCommand):
+    help = "Detect a dataset's layout, draw a seeded calibration sample, preprocess it and print what it looks like."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--data-dir", required=True, help="image folder, YOLO data.yaml or a text file of image paths")
+        parser.add_argument("--dataset-type", default="auto", choices=DATASET_TYPES)
+        parser.add_argument("--num-samples", type=int, default=100, help="calibration images (default 100)")
+        parser.add_argument("--num-eval-samples", type=int, default=0, help="held-out images, disjoint from calibration")
+        parser.add_argument("--split", default=None, help="split folder to use (default: val, then test, then train)")
+        parser.add_argument("--seed", type=int, default=0)
+        parser.add_argument("--preprocess", default="auto", choices=("auto", *PRESETS),
+                            help="auto: yolo for YOLO datasets, imagenet otherwise")
+        size = parser.add_mutually_exclusive_group()
+        size.add_argument("--input-size", type=int, default=224)
+        size.add_argument("--input-shape", default=None, help="the model's input N,C,H,W, e.g. 1,3,224,224 (C sets channels)")
+        parser.add_argument("--layout", default="NCHW", type=str.upper, choices=LAYOUTS,
+                            help="NHWC for the TensorFlow model onnx2tf writes, NCHW for PyTorch/ONNX")
+        parser.add_argument("--dtype", default=None, choices=("float32", "uint8"), help="default: the preset's")
+        parser.add_argument("--mean", default=None, help="per-channel mean, e.g. 0.485,0.456,0.406 (or one value)")
+        parser.add_argument("--std", default=None, help="per-channel std (or one value)")
+        parser.add_argument("--scale", default=None, help="pixel multiplier before mean/std, e.g. 1/255 or 1")
+        parser.add_argument("--resize", default=None, help="shorter side N, or exact WxH")
+        parser.add_argument("--crop", default=None, help="center crop N or WxH, or a fraction such as 0.875")
+        parser.add_argument("--interpolation", default=None, help="nearest, bilinear, bicubic, lanczos, box, hamming")
+        parser.add_argument("--workers", type=int, default=None, help="decode processes (default min(2, CPUs); 0 = in-process)")
+        parser.add_argument("--test-batches", type=int, default=3, help="print statistics of the first N batches")
+        parser.add_argument("--output", default=None, help="write the calibration samples to this .npz")
+        parser.add_argument("--create-module", default=None,
+                            help="write a standalone Python module (numpy + Pillow only) that regenerates the samples")
+        parser.add_argument("--force", action="store_true", help="replace existing --output/--create-module files")
+
+    def handle(self, *args: Any, **opts: Any) -> None:
+        try:
+            overrides = preprocess_overrides_from_args(
+                mean=opts["mean"], std=opts["std"], scale=opts["scale"], resize=opts["resize"], crop=opts["crop"],
+                interpolation=opts["interpolation"],
+            )
+            gen = RepresentativeDataGenerator(
+                opts["data_dir"], dataset_type=opts["dataset_type"], num_samples=opts["num_samples"],
+                split=opts["split"], seed=opts["seed"], preprocess=opts["preprocess"], input_size=opts["input_size"],
+                input_shape=opts["input_shape"], dtype=opts["dtype"], layout=opts["layout"],
+                num_eval_samples=opts["num_eval_samples"], num_workers=opts["workers"], preprocess_overrides=overrides,
+            )
+            gen.print_summary(file=self.stdout)
+            self._print_batches(gen, opts["test_batches"])
+            if opts["output"]:
+                samples = gen.save(opts["output"], force=opts["force"])
+                self.stdout.write(f"Wrote {samples.shape[0]} samples {samples.shape[1:]} {samples.dtype} to {opts['output']}")
+            if opts["create_module"]:
+                path = gen.create_module(opts["create_module"], force=opts["force"])
+                self.stdout.write(f"Wrote standalone module {path} (python {path.name} --output calib.npz)")
+        except (QuantwebError, ValueError) as err:
+            raise CommandError(str(err)) from None
+
+    def _print_batches(self, gen: RepresentativeDataGenerator, count: int) -> None:
+        for i, (batch,) in enumerate(gen.generate_tflite_batches()):
+            if i >= count:
+                break
+            x = batch.astype(np.float64)
+            self.stdout.write(
+                f"batch {i}: shape {batch.shape} {batch.dtype} min {x.min():.4f} max {x.max():.4f} mean {x.mean():.4f}"
+            )
+        if gen.skipped:
+            self.stdout.write(f"{len(gen.skipped)} files skipped so far (see above)")
