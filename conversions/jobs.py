@@ -6,6 +6,7 @@ The job function holds no conversion logic: ``runs.execute_run`` does the work, 
 from __future__ import annotations
 
 import logging
+import uuid
 
 import django_rq
 from django.conf import settings
@@ -21,7 +22,8 @@ logger = logging.getLogger("quantweb.conversions")
 
 
 def job_id_for(run: ConversionRun) -> str:
-    return f"quantweb-run-{run.pk}"
+    """Unique across databases sharing one Redis (dev, tests, another checkout): the pk alone is not."""
+    return f"quantweb-run-{run.pk}-{uuid.uuid4().hex[:8]}"
 
 
 def enqueue_run(run: ConversionRun) -> None:
@@ -40,6 +42,7 @@ def enqueue_run(run: ConversionRun) -> None:
             result_ttl=7 * 24 * 3600,
             failure_ttl=30 * 24 * 3600,
             on_failure=Callback(on_job_failure),
+            on_stopped=Callback(on_job_stopped),
             description=f"conversion run {run.pk} ({run.model_name} {run.variants})",
         )
     except RedisError as err:
@@ -80,6 +83,17 @@ def on_job_failure(job: Job, connection, exc_type, exc_value, traceback) -> None
     if run is not None and run.terminate(ConversionRun.Status.FAILED, error=reason):
         from conversions.runs import remove_run_outputs
 
+        remove_run_outputs(run)
+
+
+def on_job_stopped(job: Job, connection) -> None:
+    """RQ stopped callback (in the worker, after it killed the work horse of a cancelled run)."""
+    from conversions.runs import remove_run_outputs
+
+    run = ConversionRun.objects.filter(pk=job.args[0]).first() if job.args else None
+    if run is not None:
+        run.terminate(ConversionRun.Status.CANCELLED, error="Stopped from RQ.")
+        run.refresh_from_db(fields=["status"])
         remove_run_outputs(run)
 
 

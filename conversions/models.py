@@ -24,7 +24,7 @@ from django.db.models.functions import Concat
 from django.urls import reverse
 from django.utils import timezone
 
-from conversions.engine.config import CALIBRATED_VARIANTS, VARIANTS, DataSpec, ExportConfig, ModelSpec
+from conversions.engine.config import CALIBRATED_VARIANTS, VARIANTS, DataSpec, ExportConfig, ModelSpec, parse_variants
 
 if TYPE_CHECKING:
     from conversions.engine.results import ExportReport
@@ -312,6 +312,19 @@ class ConversionRun(models.Model):
         return self.status in self.ACTIVE
 
     @property
+    def stage_timeline(self) -> list[tuple[str, float]]:
+        """``[(stage, seconds spent)]``; the current stage of an active run counts up to now."""
+        starts = [(str(name), float(at)) for name, at in (self.stages or [])]
+        if self.duration_s is not None:
+            end = self.duration_s
+        elif self.started:
+            end = (timezone.now() - self.started).total_seconds()
+        else:
+            end = starts[-1][1] if starts else 0.0
+        ends = [at for _, at in starts[1:]] + [max(end, starts[-1][1] if starts else 0.0)]
+        return [(name, round(stop - at, 1)) for (name, at), stop in zip(starts, ends)]
+
+    @property
     def needs_calibration(self) -> bool:
         return any(v in CALIBRATED_VARIANTS for v in self.variant_list)
 
@@ -529,7 +542,7 @@ def _pid_alive(pid: int) -> bool:
 
 
 def _primary_variant(report: "ExportReport"):
-    order = ["int8", "int16x8", "dynamic", "float16", "none"]
+    order = ["int8", "int16x8", "dynamic", "float16", "none", "float32"]
     return sorted(report.variants, key=lambda v: order.index(v.variant) if v.variant in order else 99)[0]
 
 
@@ -581,6 +594,6 @@ class Artifact(models.Model):
         except OSError as err:  # a CLI output on a file system we may not chmod: the record still holds
             logger.warning("could not make %s read-only: %s", path, err)
         return cls.objects.create(
-            run=run, variant=variant, filename=path.name, path=media_relative(path), sha256=sha256,
+            run=run, variant=parse_variants([variant])[0], filename=path.name, path=media_relative(path), sha256=sha256,
             size_bytes=size_bytes,
         )  # fmt: skip

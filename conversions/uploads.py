@@ -167,7 +167,8 @@ def pick_thumbnail_sources(folder: Path, count: int) -> list[Path]:
     for path in iter_images(folder, limit=5000):
         by_parent.setdefault(path.parent, []).append(path)
     picked: list[Path] = []
-    queues = [iter(v) for _, v in sorted(by_parent.items())]
+    per_group = max(1, -(-count // max(1, len(by_parent))))
+    queues = [iter(_spread(v, per_group)) for _, v in sorted(by_parent.items())]
     while queues and len(picked) < count:
         for q in list(queues):
             item = next(q, None)
@@ -176,6 +177,13 @@ def pick_thumbnail_sources(folder: Path, count: int) -> list[Path]:
             elif len(picked) < count:
                 picked.append(item)
     return picked
+
+
+def _spread(items: list[Path], n: int) -> list[Path]:
+    """``n`` items evenly spaced over ``items`` (a flat folder shows more than its first few names)."""
+    if len(items) <= n:
+        return items
+    return [items[i * len(items) // n] for i in range(n)]
 
 
 def make_thumbnails(folder: Path, out_dir: Path, count: int, size: int = 160) -> list[dict[str, str]]:

@@ -131,13 +131,13 @@ def run_status(request: HttpRequest, pk: int) -> JsonResponse:
             reap_dead_runs()
         except RedisError as err:
             logger.warning("reaper skipped: %s", err)
-        run.refresh_from_db(fields=["status", "stage", "progress", "stages", "log", "error", "duration_s"])
+        run.refresh_from_db(fields=["status", "stage", "progress", "stages", "log", "error", "duration_s", "started"])
     return JsonResponse({
         "status": run.status,
         "active": run.is_active,
         "stage": run.stage,
         "progress": run.progress,
-        "stages": run.stages,
+        "timeline": run.stage_timeline,
         "log_tail": run.log[-8000:],
         "error": run.error,
     })  # fmt: skip

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from django import template
+from django import forms, template
 
 register = template.Library()
 
@@ -35,3 +35,16 @@ def kv_value(value: Any) -> str:
 @register.filter
 def sorted_counts(counts: dict[str, int] | None) -> list[tuple[str, int]]:
     return sorted((counts or {}).items(), key=lambda kv: (-kv[1], kv[0]))
+
+
+@register.filter
+def is_single_checkbox(bound_field) -> bool:
+    return isinstance(bound_field.field.widget, forms.CheckboxInput)
+
+
+@register.filter
+def shrink(ratio: float | None) -> str:
+    """The report's size ratio (variant size / float32 size) as ``3.5× smaller``."""
+    if not ratio:
+        return "—"
+    return f"{1 / ratio:.1f}× smaller"

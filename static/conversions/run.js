@@ -4,7 +4,7 @@
   document.querySelectorAll("[data-chart]").forEach(function (el) {
     if (!window.Plotly) return;
     var fig = JSON.parse(document.getElementById(el.dataset.chart).textContent);
-    window.Plotly.newPlot(el, fig.data, fig.layout, { displaylogo: false, responsive: true });
+    window.Plotly.newPlot(el, fig.data, fig.layout, { displayModeBar: false, responsive: true });
   });
 
   var box = document.getElementById("progress");
@@ -22,12 +22,12 @@
     });
     var stages = q("[data-stages]");
     stages.innerHTML = "";
-    (s.stages || []).forEach(function (st) {
+    (s.timeline || []).forEach(function (st) {
       var li = document.createElement("li");
       li.textContent = st[0] + " ";
       var t = document.createElement("span");
       t.className = "muted";
-      t.textContent = "+" + Number(st[1]).toFixed(1) + " s";
+      t.textContent = Number(st[1]).toFixed(1) + " s";
       li.appendChild(t);
       stages.appendChild(li);
     });

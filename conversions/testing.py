@@ -1,0 +1,181 @@
+"""Helpers the portal tests and benchmarks share: small real files, RQ worker processes, many runs.
+
+Nothing here is imported by the portal itself.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import subprocess
+import sys
+import time
+import uuid
+import zipfile
+from pathlib import Path
+
+from django.conf import settings
+from django.db import connection
+from django.utils import timezone
+
+from conversions.models import ConversionRun
+
+TINY_MODEL_SOURCE = '''\
+import torch.nn as nn
+
+
+def build():
+    return nn.Sequential(
+        nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 10)
+    )
+'''
+
+
+def write_tiny_model(folder: Path) -> tuple[Path, Path]:
+    """A 10-class CNN: its architecture file (``model.py``, factory ``build``) and a state-dict ``.pth``."""
+    import torch
+
+    folder.mkdir(parents=True, exist_ok=True)
+    source = folder / "model.py"
+    source.write_text(TINY_MODEL_SOURCE)
+    namespace: dict = {}
+    exec(compile(TINY_MODEL_SOURCE, str(source), "exec"), namespace)
+    torch.manual_seed(0)
+    checkpoint = folder / "tiny.pth"
+    torch.save(namespace["build"]().state_dict(), checkpoint)
+    return checkpoint, source
+
+
+def write_image_folder(root: Path, classes: tuple[str, ...] = ("cat", "dog"), per_class: int = 8) -> Path:
+    """An ImageFolder of small noisy JPEGs (real decodes, distinct pixels)."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for cls in classes:
+        (root / cls).mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            pixels = rng.integers(0, 256, (40, 48, 3), dtype=np.uint8)
+            Image.fromarray(pixels).save(root / cls / f"{cls}_{i:02d}.jpg", quality=90)
+    return root
+
+
+def zip_folder(folder: Path, archive: Path) -> Path:
+    with zipfile.ZipFile(archive, "w") as zf:
+        for path in sorted(folder.rglob("*")):
+            if path.is_file():
+                zf.write(path, str(path.relative_to(folder.parent)))
+    return archive
+
+
+def database_url() -> str:
+    """The URL of the database this process uses (in tests: pytest-django's test database)."""
+    db = connection.settings_dict
+    if "sqlite" in db["ENGINE"]:
+        return f"sqlite:///{db['NAME']}"
+    auth = db["USER"] + (f":{db['PASSWORD']}" if db.get("PASSWORD") else "")
+    return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+def worker_environment(**extra: str) -> dict[str, str]:
+    """Environment for a worker process that sees this process's database, queue and media folder."""
+    env = dict(os.environ)
+    env.pop("PYTEST_VERSION", None)
+    env.update(
+        DATABASE_URL=database_url(),
+        QUANTWEB_QUEUE=settings.RQ_QUEUE_NAME,
+        MEDIA_ROOT=str(settings.MEDIA_ROOT),
+        REDIS_URL=settings.REDIS_URL,
+        QUANTWEB_RUN_HEARTBEAT_SECONDS=str(settings.QUANTWEB_RUN_HEARTBEAT_SECONDS),
+        **extra,
+    )
+    return env
+
+
+def start_worker(log_path: Path, burst: bool = True, name: str | None = None, **env: str) -> subprocess.Popen:
+    """Starts ``manage.py rqworker`` on this session's queue, in its own process group (so a test can
+    kill it, work horse included, with ``os.killpg``)."""
+    cmd = [sys.executable, str(Path(settings.BASE_DIR) / "manage.py"), "rqworker", settings.RQ_QUEUE_NAME]
+    cmd += ["--name", name or f"test-worker-{uuid.uuid4().hex[:8]}"]
+    if burst:
+        cmd.append("--burst")
+    log = open(log_path, "ab")
+    return subprocess.Popen(
+        cmd, cwd=settings.BASE_DIR, env=worker_environment(**env), stdout=log, stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )  # fmt: skip
+
+
+def purge_queue(queue) -> None:
+    """Removes a test queue's jobs, registries and results from Redis."""
+    from rq.job import Job
+
+    registries = [queue.started_job_registry, queue.finished_job_registry, queue.failed_job_registry,
+                  queue.canceled_job_registry, queue.deferred_job_registry, queue.scheduled_job_registry]
+    job_ids = set(queue.get_job_ids())
+    for registry in registries:
+        job_ids.update(registry.get_job_ids())
+    queue.empty()
+    connection = queue.connection
+    for job_id in job_ids:
+        connection.delete(Job.key_for(job_id), f"{Job.key_for(job_id)}:results")
+    connection.delete(*[r.key for r in registries])
+
+
+def kill_worker(proc: subprocess.Popen) -> list[int]:
+    """SIGKILLs a worker and its work horse (RQ puts the horse in a session of its own), as the OOM killer
+    or a machine restart would; returns the pids killed."""
+    import psutil
+
+    try:
+        family = [*psutil.Process(proc.pid).children(recursive=True), psutil.Process(proc.pid)]
+    except psutil.NoSuchProcess:
+        family = []
+    for p in family:
+        try:
+            p.kill()
+        except psutil.NoSuchProcess:
+            pass
+    proc.wait()
+    psutil.wait_procs(family, timeout=10)
+    return [p.pid for p in family]
+
+
+def wait_for(predicate, timeout: float, interval: float = 0.25, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def bulk_create_runs(n: int, users: list, checkpoints: list, datasets: list, seed: int = 0) -> None:
+    """``n`` finished-looking runs spread over the given users, checkpoints and datasets (for the history
+    page's query-count test and benchmark)."""
+    rng = random.Random(seed)
+    statuses = ["succeeded"] * 8 + ["failed", "cancelled"]
+    variant_sets = ["int8", "none,int8", "float16", "dynamic,int8", "int16x8", "none,float16,dynamic,int8"]
+    now = timezone.now()
+    batch = []
+    for i in range(n):
+        ckpt, ds = rng.choice(checkpoints), rng.choice(datasets)
+        variants = rng.choice(variant_sets)
+        status = rng.choice(statuses)
+        ok = status == "succeeded"
+        created = now - timezone.timedelta(minutes=n - i)
+        batch.append(ConversionRun(
+            checkpoint=ckpt, dataset=ds, variants=variants, status=status, model_name=ckpt.name,
+            model_version=ckpt.version, dataset_name=ds.name, created_by=rng.choice(users), created=created,
+            started=created, finished=created + timezone.timedelta(seconds=40), duration_s=40.0 + rng.random() * 30,
+            primary_variant=variants.split(",")[-1] if ok else "", size_bytes=5_200_000 if ok else None,
+            size_ratio=0.28 if ok else None, top1_agreement=90 + rng.random() * 10 if ok else None,
+            sqnr_db=20.0 if ok else None, config={"model": {"model": ckpt.name}}, stage="done",
+            report={"variants": [{"variant": "int8", "size_bytes": 5_200_000}]} if ok else None,
+            log="line\n" * 50, error="" if ok else "something failed",
+        ))  # fmt: skip
+        if len(batch) == 2000:
+            ConversionRun.objects.bulk_create(batch)
+            batch = []
+    ConversionRun.objects.bulk_create(batch)
