@@ -68,8 +68,13 @@ def engine(root: str, count: int, workers: int) -> int:
 
 
 def peak_rss_mb() -> tuple[float, float]:
-    """(this process's peak RSS, the largest reaped child's peak RSS) in MiB; Linux reports KiB."""
-    me = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    """(this process's peak RSS since exec, the largest reaped child's peak RSS) in MiB.
+
+    ``VmHWM`` rather than ``ru_maxrss`` for this process: the latter keeps the pre-exec peak of the forked
+    driver.
+    """
+    status = Path("/proc/self/status").read_text()
+    me = next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM:")) / 1024
     children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     return me, children
 
@@ -129,6 +134,7 @@ def main() -> None:
                     mem += f" + {result['workers']} x {result['worker_mb']:.0f}"
                 print(f"{result['count']:>6}  {label:<28} {rate:>8.1f} {result['seconds']:>8.2f} {mem:>32} "
                       f"{rate / base:>8.2f}x", flush=True)
+        print(f"load average after: {os.getloadavg()[0]:.2f}")
 
 
 if __name__ == "__main__":

@@ -186,3 +186,22 @@ def test_samples_are_identical_across_worker_counts(rd_imagefolder: Path) -> Non
     assert in_process.shape == (15, 3, 48, 48)
     np.testing.assert_array_equal(in_process, samples(1))
     np.testing.assert_array_equal(in_process, samples(2))
+
+
+def test_sample_is_the_same_in_another_process_with_another_hash_seed(rd_imagefolder: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import json, sys; sys.path.insert(0, sys.argv[1])\n"
+        "from conversions.engine.representative_data import RepresentativeDataGenerator as G\n"
+        "g = G(sys.argv[2], num_samples=9, num_eval_samples=5, seed=7, num_workers=0)\n"
+        "print(json.dumps([g.report()['calibration']['files'], g.report()['evaluation']['files']]))\n"
+    )
+    repo = str(Path(__file__).resolve().parent.parent)
+    env = {**os.environ, "PYTHONHASHSEED": "12345"}
+    out = subprocess.run([sys.executable, "-c", code, repo, str(rd_imagefolder)], capture_output=True, text=True,
+                         env=env, timeout=60)
+    here = RepresentativeDataGenerator(rd_imagefolder, num_samples=9, num_eval_samples=5, seed=7, num_workers=0).report()
+    assert json.loads(out.stdout) == [here["calibration"]["files"], here["evaluation"]["files"]], out.stderr

@@ -36,10 +36,10 @@ from .data.preprocess import (
     exif_orientation,
     load_image,
     open_image,
-    preprocess_overrides_from_args,
     to_layout,
     transform,
 )
+from .data.options import preprocess_overrides_from_args
 from .data.sampling import Sampler, budget
 from .data.standalone import module_source
 from .data.streaming import default_workers, stream
