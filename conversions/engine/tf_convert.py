@@ -106,8 +106,11 @@ def convert_to_tf(
             if sqnr < ROUTE_MIN_SQNR_DB:
                 raise _RouteMismatch(f"converted, but its outputs differ from ONNX Runtime (SQNR {sqnr:.1f} dB)")
         except Exception as err:  # onnx2tf raises anything from ValueError to SystemExit-wrapped errors
-            attempts.append({"route": route.name, "ok": False, "error": _short(err), **_failing_op(err)})
-            log.info("route %s failed: %s", route.name, _short(err))
+            attempt = {"route": route.name, "ok": False, "error": _short(err), **_failing_op(err)}
+            attempts.append(attempt)
+            at = f" at {attempt['onnx_op']}" if attempt.get("onnx_op") else ""
+            nxt = "; trying the next route" if i + 1 < len(routes) else ""
+            progress.log(f"route {route.name} failed{at} ({attempt['error'][:140]}){nxt}")
             continue
         attempts.append({"route": route.name, "ok": True, "sqnr_vs_onnx_db": round(sqnr, 2)})
         return graph
