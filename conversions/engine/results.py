@@ -94,7 +94,8 @@ class ExportReport:
         try:
             return _first_latency(self.variant("none"))
         except KeyError:
-            return self.pytorch.get("float32_latency_ms")
+            by_threads = self.pytorch.get("float32_latency_ms") or {}
+            return by_threads.get("1") or next(iter(by_threads.values()), None)
 
     def _float32_fidelity(self) -> dict[str, Any] | None:
         try:
