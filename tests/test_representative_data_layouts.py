@@ -117,3 +117,11 @@ def test_symlinked_class_folders_are_followed(tmp_path: Path) -> None:
     root = build_imagefolder(tmp_path / "c", {"bee": 2})
     (root / "ant").symlink_to(real / "ant")
     assert detect_dataset(root).class_counts == {"ant": 2, "bee": 2}
+
+
+def test_yolo_images_folder_without_labels_or_splits_is_not_taken_for_yolo(tmp_path: Path) -> None:
+    for i in range(2):
+        write_image(tmp_path / "d" / "images" / f"{i}.jpg")
+    assert detect_dataset(tmp_path / "d").layout == "images"
+    (tmp_path / "d" / "labels").mkdir()
+    assert detect_dataset(tmp_path / "d").layout == "yolo"

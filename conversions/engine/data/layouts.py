@@ -368,9 +368,10 @@ def _detect_yolo(lister: _Lister, root: Path, scan: _Scan, split: str | None) ->
     if yaml_path is not None:
         return _from_yaml(lister, yaml_path, split)
     lower = {name.lower(): path for name, path in scan.dirs.items()}
-    if "images" in lower and lister.has_images(lower["images"]):
-        images_dir = lower["images"]
-        splits = _split_dirs(lister.scan(images_dir))
+    images_dir = lower.get("images")
+    splits = _split_dirs(lister.scan(images_dir)) if images_dir else {}
+    if images_dir and lister.has_images(images_dir) and (splits or "labels" in lower):
+        # images/<class>/ without labels/ is more likely a nested ImageFolder than a YOLO tree
         if splits:
             sources = {name: lister.images(d) for name, d in splits.items()}
             return _yolo(lister, root, sources, f"YOLO images/{{{','.join(splits)}}} folders", split)
