@@ -113,6 +113,7 @@ def test_evaluation_items_are_disjoint_from_calibration(rd_imagefolder: Path) ->
     assert report["calibration"]["from_split"] == {"val": 20}
     assert report["evaluation"]["from_split"] == {"val": 12, "test": 8}  # val runs out, then test
     assert report["evaluation"]["disjoint_from_calibration"] is True
+    assert not any("fewer images" in note for note in gen.notes)
 
 
 def test_scarce_images_are_split_with_evaluation_getting_a_share(rd_flat: Path) -> None:

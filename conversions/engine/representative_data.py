@@ -174,7 +174,8 @@ class RepresentativeDataGenerator:
 
     def _sample(self, pinned_split: bool) -> None:
         sampler = Sampler(self.structure, self.seed, self.structure.layout == "imagefolder", pinned_split)
-        n_calib, n_eval = budget(sampler.available, self.num_samples, self.num_eval_samples)
+        available = sampler.available
+        n_calib, n_eval = budget(available, self.num_samples, self.num_eval_samples)
         calib = sampler.draw(n_calib, self._probe, "calibration")
         evaluation = sampler.draw(n_eval, self._probe, "evaluation")
         self.calibration_items: list[ImageItem] = calib.items
@@ -186,7 +187,7 @@ class RepresentativeDataGenerator:
                 f"no usable images in {self.structure.root}: all {len(self.skipped)} files tried could not be read "
                 f"({self._skip_summary()}); add readable .jpg/.png images or point --data-dir elsewhere."
             )
-        self._write_notes(sampler.available)
+        self._write_notes(available)
 
     def _probe(self, item: ImageItem) -> bool:
         """Header check of a sampled file; unusable ones are recorded and replaced by the sampler."""
@@ -236,7 +237,7 @@ class RepresentativeDataGenerator:
         if self._rotated:
             self._notes.append(f"{self._rotated:,} images rotated upright per their EXIF orientation")
         if self.skipped:
-            self._notes.append(f"{len(self.skipped):,} unusable files skipped and replaced ({self._skip_summary()})")
+            self._notes.append(f"{len(self.skipped):,} unusable files skipped ({self._skip_summary()}), replaced by other images where any were left")
         if self.structure.ignored_files:
             self._notes.append(f"{self.structure.ignored_files:,} files without an image extension ignored")
         for unreadable in self.structure.unreadable_dirs:
