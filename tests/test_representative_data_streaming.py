@@ -135,3 +135,15 @@ def test_cli_rejects_bad_flag_values(tmp_path: Path) -> None:
     root = build_imagefolder(tmp_path / "c", {"a": 2, "b": 2})
     out = _cli("--data-dir", str(root), "--mean", "x")
     assert out.returncode != 0 and "--mean 'x' is not" in out.stderr
+
+
+def test_breaking_out_of_the_stream_stops_the_workers(rd_imagefolder: Path) -> None:
+    import gc
+    import multiprocessing
+
+    gen = RepresentativeDataGenerator(rd_imagefolder, num_samples=30, input_size=16, num_workers=2)
+    for i, _ in enumerate(gen):
+        if i == 1:
+            break
+    gc.collect()
+    assert multiprocessing.active_children() == []
