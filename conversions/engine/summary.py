@@ -25,7 +25,8 @@ def variant_row(v: VariantReport, float_latency: float | None) -> dict[str, str]
         "latency ms (p50/p90)": f"{lat.median:.2f}/{lat.p90:.2f}" if lat else "-",
         "x fp32 time": ratio,
         "top-1 agree": _pct(fid.top1_agreement) if fid else "-",
-        "confident": (f"{_pct(fid.confident_top1_agreement)} of {fid.confident_samples}" if fid else "-"),
+        "confident": (f"{_pct(fid.confident_top1_agreement)} of {fid.confident_samples}"
+                      if fid and fid.confident_samples else "-"),
         "top-5": _pct(fid.top5_agreement) if fid else "-",
         "SQNR dB": f"{fid.sqnr_db:.1f}" if fid else "-",
         "integer-only": "yes" if v.fully_integer else "no",
