@@ -15,6 +15,7 @@ import importlib.util
 import inspect
 import logging
 import pickle
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,8 +59,9 @@ def load_model(spec: ModelSpec) -> LoadedModel:
         loaded = _load_checkpoint(spec)
         if builtin is not None:
             loaded.preprocess_hint = builtin.preprocess
-    loaded.module.eval()
-    check_input_shape(loaded.module, spec.input_shape, spec.checkpoint or spec.model or "model")
+    if loaded.route != "exported_program":  # a torch.export module refuses .eval(); see _load_exported_program
+        loaded.module.eval()
+    check_input_shape(loaded.module, loaded.input_shape, spec.checkpoint or spec.model or "model")
     return loaded
 
 
@@ -94,26 +96,43 @@ def _torch_load(path: Path, trust: bool) -> Any:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
+        # weights_only refuses a pickled class with "Unsupported global: GLOBAL pkg.Class"; any other
+        # UnpicklingError means the bytes are not a pickle at all (a damaged or foreign file).
+        refused = re.search(r"Unsupported global: GLOBAL (\S+)", str(err))
+        if refused is None:
+            detail = re.search(r"WeightsUnpickler error:\s*(\S[^\n]*)", str(err))
+            reason = f"UnpicklingError: {detail.group(1)}" if detail else _reason(err)
+            raise CheckpointError(_unreadable(path, reason)) from None
         if not trust:
             raise CheckpointError(
                 f"{path} contains pickled Python objects (for example a whole nn.Module), and unpickling them runs "
                 "code from the file, so it was loaded with weights_only=True and refused. If you trust where the "
                 "file came from, pass --trust-checkpoint; better, save only the weights with "
                 "torch.save(model.state_dict(), path) and pass --model to build the architecture. "
-                f"(torch said: {str(err).splitlines()[0][:200]})"
+                f"(torch refused the global {refused.group(1)})"
             ) from None
-    except (RuntimeError, EOFError, OSError, ValueError) as err:
-        raise CheckpointError(
-            f"{path} is not a readable PyTorch checkpoint ({type(err).__name__}: {str(err).splitlines()[0][:200]}); "
-            "check that the file is complete and was written by torch.save."
-        ) from None
+    except Exception as err:  # a damaged file makes torch.load raise KeyError, EOFError, RuntimeError, ...
+        raise CheckpointError(_unreadable(path, _reason(err))) from None
     try:
         return torch.load(path, map_location="cpu", weights_only=False)
     except Exception as err:  # unpickling a trusted file can fail in any way its classes do
         raise CheckpointError(
-            f"{path} could not be unpickled ({type(err).__name__}: {str(err).splitlines()[0][:200]}); the classes it "
-            "refers to must be importable here (install the package that defines them or add it to PYTHONPATH)."
+            f"{path} could not be unpickled ({_reason(err)}); the classes it refers to must be importable here "
+            "(install the package that defines them or add it to PYTHONPATH)."
         ) from None
+
+
+def _unreadable(path: Path, reason: str) -> str:
+    return (
+        f"{path} is not a readable PyTorch checkpoint ({reason}); "
+        "check that the file is complete and was written by torch.save."
+    )
+
+
+def _reason(err: BaseException) -> str:
+    """``Type: first line`` of an exception, also for one with an empty message (EOFError on an empty file)."""
+    lines = str(err).strip().splitlines()
+    return f"{type(err).__name__}: {lines[0][:200]}" if lines else type(err).__name__
 
 
 def _unwrap_state_dict(obj: Any, path: Path) -> dict[str, torch.Tensor] | nn.Module:
@@ -148,8 +167,8 @@ def _load_exported_program(path: Path, spec: ModelSpec) -> LoadedModel:
         program = torch.export.load(str(path))
     except Exception as err:  # torch.export.load raises many types for a bad archive
         raise CheckpointError(
-            f"{path} is not a loadable torch.export program ({type(err).__name__}: "
-            f"{str(err).splitlines()[0][:200]}); write it with torch.export.save(torch.export.export(model, args), path)."
+            f"{path} is not a loadable torch.export program ({_reason(err)}); "
+            "write it with torch.export.save(torch.export.export(model, args), path)."
         ) from None
     shape = spec.input_shape
     placeholders = [n for n in program.graph.nodes if n.op == "placeholder" and n.name in program.graph_signature.user_inputs]
@@ -158,7 +177,10 @@ def _load_exported_program(path: Path, spec: ModelSpec) -> LoadedModel:
         if exported_shape != tuple(shape):
             log.info("using the input shape recorded in %s: %s", path.name, exported_shape)
             shape = exported_shape
-    return LoadedModel(program.module(), "exported_program", shape, f"torch.export program {path.name}")
+    module = program.module()
+    for sub in module.modules():  # its .train()/.eval() raise; the ops it runs were fixed at export time
+        sub.training = False
+    return LoadedModel(module, "exported_program", shape, f"torch.export program {path.name}")
 
 
 def resolve_factory(reference: str) -> Callable[..., nn.Module]:
@@ -181,7 +203,7 @@ def resolve_factory(reference: str) -> Callable[..., nn.Module]:
             spec.loader.exec_module(module)
         except Exception as err:
             raise CheckpointError(
-                f"--model {reference}: importing {file} failed ({type(err).__name__}: {str(err).splitlines()[0][:200]})."
+                f"--model {reference}: importing {file} failed ({_reason(err)})."
             ) from None
     else:
         try:

@@ -43,6 +43,8 @@ def export_onnx(
                 output_names=names,
                 dynamo=False,
                 do_constant_folding=True,
+                # An eval-mode module is exported as it is: a torch.export program's module raises on .train().
+                training=torch.onnx.TrainingMode.EVAL if module.training else torch.onnx.TrainingMode.PRESERVE,
             )
         except Exception as err:
             raise ConversionError(

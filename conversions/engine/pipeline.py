@@ -296,8 +296,9 @@ def _verify(
     from .verify import TFLiteModel, audit_ops, fidelity, measure_latencies, predict_many
 
     eval_nchw = data.evaluation.inputs_nchw
+    step = 1 if loaded.route == "exported_program" else 16  # an exported program keeps its traced batch size
     with torch.no_grad():
-        chunks = [loaded.module(torch.from_numpy(eval_nchw[i : i + 16])) for i in range(0, len(eval_nchw), 16)]
+        chunks = [loaded.module(torch.from_numpy(eval_nchw[i : i + step])) for i in range(0, len(eval_nchw), step)]
     ref = np.concatenate([_first_output(c).numpy() for c in chunks]).astype(np.float32)
     eval_tf = to_tf_layout(eval_nchw, graph.input_layout)
 
