@@ -46,8 +46,10 @@ def run_charts(report: dict[str, Any]) -> dict[str, Any]:
     if not variants:
         return {}
     labels = [_label(v["variant"]) for v in variants]
-    sizes = [round(v["size_bytes"] / 1e6, 3) if v.get("size_bytes") is not None else None for v in variants]
-    charts = {"size": _bar("Model size", labels, sizes, " MB", "{:.2f} MB")}
+    raw = [v.get("size_bytes") for v in variants]
+    unit, scale = (" MB", 1e6) if max((s or 0) for s in raw) >= 1e6 else (" KB", 1e3)
+    sizes = [round(s / scale, 3) if s is not None else None for s in raw]
+    charts = {"size": _bar("Model size", labels, sizes, unit, "{:.2f}" + unit)}
     latencies = []
     for v in variants:
         lat = v.get("latency_ms") or {}

@@ -46,6 +46,29 @@ def write_tiny_model(folder: Path) -> tuple[Path, Path]:
     return checkpoint, source
 
 
+def register_tiny(folder: Path, user=None):
+    """Registers the tiny CNN (trusted: its architecture is an uploaded .py) and a small ImageFolder;
+    returns ``(checkpoint, dataset)``."""
+    from conversions.models import Checkpoint, Dataset
+
+    checkpoint_path, source = write_tiny_model(folder / "model")
+    ckpt = Checkpoint(name="tiny", version=Checkpoint.next_version("tiny"), architecture="build",
+                      input_shape=[1, 3, 32, 32], trusted=True, created_by=user)  # fmt: skip
+    ckpt.save()
+    with open(checkpoint_path, "rb") as weights, open(source, "rb") as code:
+        ckpt.file.save("tiny.pth", weights, save=False)
+        ckpt.architecture_file.save("model.py", code, save=False)
+    ckpt.record_file_digest()
+    ckpt.save()
+    ds = Dataset(name=f"pets-{ckpt.version}", source=Dataset.Source.SERVER,
+                 path=str(write_image_folder(folder / "pets")), created_by=user)  # fmt: skip
+    ds.detect_structure()
+    ds.save()
+    ds.refresh_thumbnails()
+    ds.save(update_fields=["thumbnails"])
+    return ckpt, ds
+
+
 def write_image_folder(root: Path, classes: tuple[str, ...] = ("cat", "dog"), per_class: int = 8) -> Path:
     """An ImageFolder of small noisy JPEGs (real decodes, distinct pixels)."""
     import numpy as np
@@ -139,6 +162,27 @@ def kill_worker(proc: subprocess.Popen) -> list[int]:
     proc.wait()
     psutil.wait_procs(family, timeout=10)
     return [p.pid for p in family]
+
+
+class WorkerPool:
+    """Worker processes started by one test; ``close()`` kills whatever is still running."""
+
+    def __init__(self, log_dir: Path) -> None:
+        self.log_dir = log_dir
+        self.procs: list[subprocess.Popen] = []
+
+    def start(self, burst: bool = True) -> subprocess.Popen:
+        proc = start_worker(self.log_path(len(self.procs)), burst=burst)
+        self.procs.append(proc)
+        return proc
+
+    def log_path(self, index: int) -> Path:
+        return self.log_dir / f"worker-{index}.log"
+
+    def close(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                kill_worker(proc)
 
 
 def wait_for(predicate, timeout: float, interval: float = 0.25, what: str = "condition"):

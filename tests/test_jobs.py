@@ -18,7 +18,7 @@ from django.urls import reverse
 
 from conversions import jobs
 from conversions.models import Checkpoint, ConversionRun, Dataset
-from conversions.testing import kill_worker, purge_queue, start_worker, wait_for, write_image_folder, write_tiny_model, zip_folder
+from conversions.testing import WorkerPool, kill_worker, purge_queue, register_tiny, wait_for, write_image_folder, write_tiny_model, zip_folder
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
@@ -42,36 +42,14 @@ def queue(settings):
 
 @pytest.fixture
 def workers(tmp_path):
-    """Starts worker processes; kills whatever is left (by process group) after the test."""
-    started: list[subprocess.Popen] = []
-
-    def start(burst: bool = True) -> subprocess.Popen:
-        proc = start_worker(tmp_path / f"worker-{len(started)}.log", burst=burst)
-        started.append(proc)
-        return proc
-
-    yield start
-    for proc in started:
-        if proc.poll() is None:
-            kill_worker(proc)
+    pool = WorkerPool(tmp_path)
+    yield pool.start
+    pool.close()
 
 
 @pytest.fixture
 def tiny(tmp_path, media, admin_user):
-    """A registered tiny CNN (trusted: its architecture is an uploaded .py) and a small ImageFolder."""
-    checkpoint_path, source = write_tiny_model(tmp_path / "model")
-    ckpt = Checkpoint(name="tiny", version=1, architecture="build", input_shape=[1, 3, 32, 32], trusted=True,
-                      created_by=admin_user)
-    ckpt.save()
-    ckpt.file.save("tiny.pth", open(checkpoint_path, "rb"), save=False)
-    ckpt.architecture_file.save("model.py", open(source, "rb"), save=False)
-    ckpt.record_file_digest()
-    ckpt.save()
-    ds = Dataset(name="pets", source="server", path=str(write_image_folder(tmp_path / "pets")),
-                 created_by=admin_user)
-    ds.detect_structure()
-    ds.save()
-    return ckpt, ds
+    return register_tiny(tmp_path, admin_user)
 
 
 def _launch(ckpt, ds, user, variants=("int8",)) -> ConversionRun:
