@@ -83,10 +83,12 @@ def run_one(method: str, root: str, count: int) -> dict:
     """Child-process entry: time one method on the first ``count`` images of the sample."""
     sys.path.insert(0, str(REPO))
     workers = 0
+    cpu_start = _cpu_seconds()
     if method == "naive":
         from conversions.engine.representative_data import RepresentativeDataGenerator
 
         paths = [it.path for it in RepresentativeDataGenerator(root, num_samples=count, num_workers=0).calibration_items]
+        cpu_start = _cpu_seconds()
         start = time.perf_counter()
         done = naive(paths)
         elapsed = time.perf_counter() - start
@@ -97,7 +99,13 @@ def run_one(method: str, root: str, count: int) -> dict:
         elapsed = time.perf_counter() - start
     parent, child = peak_rss_mb()
     return {"method": method, "count": done, "seconds": elapsed, "parent_mb": parent, "worker_mb": child if workers else 0.0,
-            "workers": workers}
+            "workers": workers, "cpu_ms_per_image": (_cpu_seconds() - cpu_start) / max(done, 1) * 1000}
+
+
+def _cpu_seconds() -> float:
+    """User + system CPU of this process and its reaped children (the decode workers)."""
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
 
 
 def main() -> None:
@@ -119,8 +127,8 @@ def main() -> None:
         print(f"Representative data streaming: imagenet 224x224 NCHW float32 from {width}x{height} JPEGs; "
               f"{os.cpu_count()} CPUs; python {sys.version.split()[0]}")
         print(f"load average before: {os.getloadavg()[0]:.2f} (other processes compete for the same CPUs)")
-        print(f"{'images':>6}  {'method':<28} {'img/s':>8} {'seconds':>8} {'peak RSS MiB (parent + workers)':>32} "
-              f"{'vs naive':>9}")
+        print(f"{'images':>6}  {'method':<28} {'img/s':>8} {'seconds':>8} {'CPU ms/img':>10} "
+              f"{'peak RSS MiB (parent + workers)':>32} {'vs naive':>9}")
         for count in sizes:
             base = None
             for method, label in (("naive", "naive PIL loop, 1 process"), ("engine:0", "engine, in-process"),
@@ -132,7 +140,8 @@ def main() -> None:
                 mem = f"{result['parent_mb']:.0f}"
                 if result["workers"]:
                     mem += f" + {result['workers']} x {result['worker_mb']:.0f}"
-                print(f"{result['count']:>6}  {label:<28} {rate:>8.1f} {result['seconds']:>8.2f} {mem:>32} "
+                print(f"{result['count']:>6}  {label:<28} {rate:>8.1f} {result['seconds']:>8.2f} "
+                      f"{result['cpu_ms_per_image']:>10.2f} {mem:>32} "
                       f"{rate / base:>8.2f}x", flush=True)
         print(f"load average after: {os.getloadavg()[0]:.2f}")
 
