@@ -125,3 +125,9 @@ def test_yolo_images_folder_without_labels_or_splits_is_not_taken_for_yolo(tmp_p
     assert detect_dataset(tmp_path / "d").layout == "images"
     (tmp_path / "d" / "labels").mkdir()
     assert detect_dataset(tmp_path / "d").layout == "yolo"
+
+
+def test_symlink_loops_do_not_hang_detection(tmp_path: Path) -> None:
+    root = build_imagefolder(tmp_path / "c", {"ant": 2, "bee": 2})
+    (root / "ant" / "loop").symlink_to(root)
+    assert detect_dataset(root).class_counts == {"ant": 4, "bee": 2}  # ant/loop/bee/* counted once, under ant

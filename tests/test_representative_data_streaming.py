@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from data_fixtures import build_imagefolder, write_image
+from PIL import Image
 
 from conversions.engine.errors import OutputExistsError
 from conversions.engine.representative_data import RepresentativeDataGenerator
@@ -37,19 +38,13 @@ def test_streaming_memory_is_bounded_by_batches_not_dataset_size(tmp_path: Path)
     root.mkdir()
     pixels = np.random.default_rng(0).integers(0, 256, (24, 24, 3), dtype=np.uint8)
     for i in range(3000):
-        Image_save(pixels, root / f"{i:04d}.png")
+        Image.fromarray(pixels).save(root / f"{i:04d}.png", compress_level=0)
     small_n, small_peak = _peak_while_streaming(root, 300)
     big_n, big_peak = _peak_while_streaming(root, 3000)
     sample_bytes = 3 * 64 * 64 * 4
     assert (small_n, big_n) == (300, 3000)
     assert big_peak < 40 * sample_bytes + 2_000_000, f"peak {big_peak:,} B for 3000 images"  # all: 147 MB
     assert big_peak < small_peak * 1.5 + 500_000
-
-
-def Image_save(pixels: np.ndarray, path: Path) -> None:
-    from PIL import Image
-
-    Image.fromarray(pixels).save(path, compress_level=0)
 
 
 def test_worker_processes_work_after_importing_tensorflow(rd_imagefolder: Path) -> None:

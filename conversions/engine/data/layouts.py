@@ -161,9 +161,14 @@ class _Lister:
                 stack.extend(reversed(list(scan.dirs.values())))
         return sorted(out)
 
-    def has_images(self, path: Path) -> bool:
+    def has_images(self, path: Path, _seen: set[str] | None = None) -> bool:
+        seen = set() if _seen is None else _seen
+        real = os.path.realpath(path)
+        if real in seen:  # a symlink loop
+            return False
+        seen.add(real)
         scan = self.scan(path)
-        return bool(scan.images) or any(self.has_images(d) for d in scan.dirs.values())
+        return bool(scan.images) or any(self.has_images(d, seen) for d in scan.dirs.values())
 
 
 def render_tree(root: Path, depth: int = 3, per_dir: int = 6) -> str:
