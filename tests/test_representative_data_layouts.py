@@ -131,3 +131,13 @@ def test_symlink_loops_do_not_hang_detection(tmp_path: Path) -> None:
     root = build_imagefolder(tmp_path / "c", {"ant": 2, "bee": 2})
     (root / "ant" / "loop").symlink_to(root)
     assert detect_dataset(root).class_counts == {"ant": 4, "bee": 2}  # ant/loop/bee/* counted once, under ant
+
+
+def test_a_single_folder_of_images_beside_other_folders_is_taken_unlabelled(tmp_path: Path) -> None:
+    for i in range(3):
+        write_image(tmp_path / "d" / "photos" / f"{i}.jpg")
+    (tmp_path / "d" / "docs").mkdir()
+    (tmp_path / "d" / "docs" / "readme.txt").write_text("x")
+    s = detect_dataset(tmp_path / "d")
+    assert (s.layout, s.num_images, s.classes) == ("images", 3, [])
+    assert "photos" in s.reason

@@ -471,10 +471,11 @@ def _detect_images(lister: _Lister, root: Path, scan: _Scan, dataset_type: str, 
         items = [ImageItem(p, None, name) for name, d in splits.items() for p in lister.images(d)]
         reason = f"split folders {', '.join(splits)} of unlabelled images"
     else:
-        recursive = dataset_type == "images" or (not scan.images and len(scan.dirs) == 1)
+        with_images = [name for name, d in scan.dirs.items() if lister.has_images(d)]
+        recursive = dataset_type == "images" or (not scan.images and len(with_images) == 1)
         items = [ImageItem(p) for p in lister.images(root, recursive=recursive)]
-        if recursive and scan.dirs and dataset_type != "images":
-            reason = f"one sub-folder ({next(iter(scan.dirs))}) only, so no classes: every image below it, unlabelled"
+        if recursive and dataset_type != "images":
+            reason = f"one sub-folder with images ({with_images[0]}) only, so no classes: every image below it, unlabelled"
         elif recursive:
             reason = "every image below the folder, unlabelled (--dataset-type images)"
         else:
