@@ -200,3 +200,11 @@ def test_subclass_can_override_preprocess_image(rd_flat: Path) -> None:
     base = np.stack(list(RepresentativeDataGenerator(rd_flat, num_samples=3, input_size=8, num_workers=2)))
     half = np.stack(list(Halves(rd_flat, num_samples=3, input_size=8, num_workers=2)))
     np.testing.assert_allclose(half, base / 2)
+
+
+def test_overrides_survive_a_json_round_trip_as_stored_on_a_run() -> None:
+    import json
+
+    overrides = preprocess_overrides_from_args(mean="0.5,0.4,0.3", std="0.2", resize="320x240", crop="200x100")
+    stored = json.loads(json.dumps(overrides))
+    assert build_spec("imagenet", 224, overrides=stored) == build_spec("imagenet", 224, overrides=overrides)
