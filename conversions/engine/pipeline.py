@@ -421,8 +421,9 @@ def _first_of(outs: list[np.ndarray]) -> np.ndarray:
 
 
 def _normalisation(data: PreparedData) -> dict[str, Any]:
+    """How pixels become model input; ``pixel_scale`` so it never hides the input tensor's quantization ``scale``."""
     spec = data.report.get("preprocess") or {}
-    return {"mean": spec.get("mean"), "std": spec.get("std"), "scale": spec.get("scale"), "preset": spec.get("preset")}
+    return {"mean": spec.get("mean"), "std": spec.get("std"), "pixel_scale": spec.get("scale"), "preset": spec.get("preset")}
 
 
 def _plan_extra_outputs(config: ExportConfig, outputs: dict[str, Path], stem: str) -> dict[str, Path]:
