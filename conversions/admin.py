@@ -4,6 +4,8 @@ Runs and artifacts are an audit trail: read-only here (view permission only, no 
 Datasets and checkpoints are editable; marking a checkpoint trusted is a staff decision made here.
 """
 
+import json
+
 from django.contrib import admin, messages
 from django.utils.html import format_html
 
@@ -78,6 +80,13 @@ class ConversionRunAdmin(ReadOnlyAdmin):
     list_select_related = ("created_by",)
     date_hierarchy = "created"
     inlines = [ArtifactInline]
+    exclude = ("report",)
+    readonly_fields = ("report_json",)
+
+    @admin.display(description="report")
+    def report_json(self, obj):
+        text = json.dumps(obj.report, indent=1, default=str) if obj.report else "-"
+        return format_html('<pre style="max-height:30em;overflow:auto;white-space:pre-wrap">{}</pre>', text)
 
     def get_queryset(self, request):
         qs = super().get_queryset(request)

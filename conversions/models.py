@@ -267,7 +267,9 @@ class ConversionRun(models.Model):
     dataset_name = models.CharField(max_length=200, blank=True)
     primary_variant = models.CharField(max_length=10, blank=True)
     size_bytes = models.BigIntegerField(null=True, blank=True, help_text="Size of the primary variant.")
-    size_ratio = models.FloatField(null=True, blank=True, help_text="float32 size / primary variant size.")
+    size_ratio = models.FloatField(
+        null=True, blank=True, help_text="Primary variant size / float32 size (from the report)."
+    )
     top1_agreement = models.FloatField(null=True, blank=True)
     sqnr_db = models.FloatField(null=True, blank=True)
     latency_ms = models.FloatField(null=True, blank=True)
@@ -589,11 +591,10 @@ class Artifact(models.Model):
 
     @classmethod
     def record(cls, run: ConversionRun, variant: str, path: Path, sha256: str, size_bytes: int) -> "Artifact":
-        try:
+        stored = media_relative(path)
+        if not Path(stored).is_absolute():  # portal artifacts; a CLI user's own output files keep their mode
             path.chmod(0o444)
-        except OSError as err:  # a CLI output on a file system we may not chmod: the record still holds
-            logger.warning("could not make %s read-only: %s", path, err)
         return cls.objects.create(
-            run=run, variant=parse_variants([variant])[0], filename=path.name, path=media_relative(path), sha256=sha256,
+            run=run, variant=parse_variants([variant])[0], filename=path.name, path=stored, sha256=sha256,
             size_bytes=size_bytes,
         )  # fmt: skip

@@ -14,6 +14,7 @@ from redis.exceptions import RedisError
 
 from conversions import jobs
 from conversions.charts import run_charts
+from conversions.engine.errors import QuantwebError
 from conversions.forms import CheckpointForm, DatasetForm, NewRunForm
 from conversions.models import VARIANT_CHOICES, Artifact, Checkpoint, ConversionRun, Dataset, media_absolute
 from conversions.runs import reap_dead_runs
@@ -211,6 +212,21 @@ def dataset_thumbnail(request: HttpRequest, pk: int, index: int) -> FileResponse
     if not path.is_file():
         raise Http404("thumbnail file missing")
     return FileResponse(open(path, "rb"), content_type="image/jpeg")
+
+
+@require_POST
+def dataset_detect(request: HttpRequest, pk: int) -> HttpResponse:
+    """Detects the structure again (a server folder may have changed since it was registered)."""
+    dataset = get_object_or_404(Dataset, pk=pk)
+    try:
+        dataset.detect_structure()
+    except QuantwebError as err:
+        messages.error(request, str(err))
+        return redirect(dataset)
+    dataset.refresh_thumbnails()
+    dataset.save()
+    messages.success(request, f"Detected again: {dataset.structure.get('description', '')}")
+    return redirect(dataset)
 
 
 def dataset_new(request: HttpRequest) -> HttpResponse:

@@ -90,10 +90,12 @@ def test_a_live_run_is_left_alone(run):
     assert ConversionRun.objects.get(pk=run.pk).status == "running"
 
 
-def test_artifacts_are_immutable(run, tmp_path):
+def test_artifacts_are_immutable(run, tmp_path, settings):
+    settings.MEDIA_ROOT = tmp_path
     out = tmp_path / "m.tflite"
     out.write_bytes(b"tflite")
     artifact = Artifact.record(run, "int8", out, sha256="0" * 64, size_bytes=6)
+    assert artifact.path == "m.tflite", "stored relative to MEDIA_ROOT"
     assert oct(out.stat().st_mode & 0o777) == "0o444"
     artifact.sha256 = "1" * 64
     with pytest.raises(ImmutableError):

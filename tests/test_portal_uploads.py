@@ -224,3 +224,16 @@ def test_the_new_run_form_shows_validation_errors(admin_client, media):
         "checkpoint": ckpt.pk, "variants": ["int8"], "num_calib_samples": 10, "seed": 0,
     })  # fmt: skip
     assert "pick a dataset" in response.content.decode()
+
+
+def test_a_server_folder_can_be_detected_again(user_client, media, tmp_path, settings):
+    folder = write_image_folder(tmp_path / "shots", classes=("a",), per_class=2)
+    settings.QUANTWEB_DATASET_ROOTS = [tmp_path]
+    user_client.post(reverse("conversions:dataset_new"), {"name": "s", "server_path": str(folder),
+                                                          "dataset_type": "auto"})  # fmt: skip
+    write_image_folder(folder, classes=("b",), per_class=3)
+    ds = Dataset.objects.get(name="s")
+    assert ds.num_images == 2
+    user_client.post(reverse("conversions:dataset_detect", args=[ds.pk]))
+    ds.refresh_from_db()
+    assert (ds.num_images, ds.num_classes) == (5, 2)

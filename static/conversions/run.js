@@ -14,8 +14,10 @@
 
   function render(s) {
     q("[data-stage]").textContent = s.stage || "waiting for a worker";
-    q("[data-percent]").textContent = s.active ? Math.round(s.progress * 100) + "%" : "";
-    q("[data-bar]").style.width = (s.active ? s.progress * 100 : 100) + "%";
+    var known = s.active && s.progress > 0;
+    q("[data-percent]").textContent = known ? Math.round(s.progress * 100) + "%" : "";
+    q("[data-bar]").style.width = (known ? s.progress * 100 : 100) + "%";
+    q("[data-bar]").parentNode.classList.toggle("busy", s.active && !known);
     document.querySelectorAll("[data-status]").forEach(function (el) {
       el.className = "status " + s.status;
       el.textContent = s.status.charAt(0).toUpperCase() + s.status.slice(1);
