@@ -302,7 +302,7 @@ def _failure_message(onnx_path: Path, attempts: list[dict[str, Any]]) -> str:
     return (
         f"onnx2tf could not convert {onnx_path.name}{where} by any route ({tried}). What to try: replace that op "
         "in the model (e.g. nn.ZeroPad2d + Conv2d instead of dynamic 'same' padding, standard activations instead "
-        "of custom autograd functions), export with a different --opset, or open an issue with the ONNX file."
+        "of custom autograd functions), or open an issue with the ONNX file."
     )
 
 

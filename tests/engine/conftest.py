@@ -5,6 +5,8 @@ Both are session-scoped: building them takes a few seconds, and every conversion
 
 from __future__ import annotations
 
+import functools
+import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +34,20 @@ IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
 def pytest_configure(config: pytest.Config) -> None:
     if not any(line.startswith("slow") for line in config.getini("markers")):
         config.addinivalue_line("markers", "slow: tests that take more than ~10 s")
+
+
+@functools.cache
+def export_models_flags() -> frozenset[str]:
+    from conversions.management.commands.export_models import Command
+
+    parser = Command().create_parser("manage.py", "export_models")
+    return frozenset(flag for action in parser._actions for flag in action.option_strings)
+
+
+def assert_flags_exist(message: str) -> None:
+    """A message that says what to do may only name flags ``export_models`` has."""
+    named = set(re.findall(r"(?<![\w-])--[a-z][a-z0-9-]*", message))
+    assert named <= export_models_flags(), f"{sorted(named - export_models_flags())} named in: {message}"
 
 
 def draw_class_image(label: str, rng: np.random.Generator, side: int = IMAGE_SIDE) -> Image.Image:

@@ -13,7 +13,7 @@ from conversions.engine.errors import CheckpointError, OutputExistsError, Quantw
 from conversions.engine.model_loading import load_model
 from conversions.engine.pipeline import run_export
 
-from .conftest import MODELS_FILE, SMALL_MODEL, SMALL_SHAPE
+from .conftest import MODELS_FILE, SMALL_MODEL, SMALL_SHAPE, assert_flags_exist
 from .models_for_tests import linear_only, small_convnet
 
 
@@ -28,6 +28,7 @@ def _load_error(tmp_path: Path, content, model: str | None = SMALL_MODEL) -> str
     torch.save(content, tmp_path / "weights.pth")
     with pytest.raises(CheckpointError) as err:
         load_model(ModelSpec(checkpoint=str(tmp_path / "weights.pth"), model=model, input_shape=SMALL_SHAPE))
+    assert_flags_exist(str(err.value))
     return str(err.value)
 
 
@@ -74,6 +75,7 @@ def test_wrong_input_shape_suggests_input_shape(tmp_path: Path) -> None:
     with pytest.raises(CheckpointError) as err:
         load_model(ModelSpec(checkpoint=str(ckpt), model=f"{MODELS_FILE}:linear_only", input_shape=(1, 3, 224, 224)))
     message = str(err.value)
+    assert_flags_exist(message)
     assert str(ckpt) in message
     assert "(1, 3, 224, 224)" in message
     assert "--input-shape" in message
@@ -84,6 +86,7 @@ def test_missing_checkpoint_is_named(tmp_path: Path) -> None:
         load_model(ModelSpec(checkpoint=str(tmp_path / "nope.pth"), model=SMALL_MODEL))
     assert f"checkpoint {tmp_path / 'nope.pth'} does not exist" in str(err.value)
     assert "--checkpoint" in str(err.value)
+    assert_flags_exist(str(err.value))
 
 
 @pytest.mark.parametrize("damage", ["truncated", "random-bytes", "text", "empty"])
@@ -103,6 +106,7 @@ def test_corrupt_checkpoint_is_reported_as_unreadable(tmp_path: Path, state_dict
         load_model(ModelSpec(checkpoint=str(ckpt), model=SMALL_MODEL, trust_checkpoint=trust))
 
     message = str(err.value)
+    assert_flags_exist(message)
     assert f"{ckpt} is not a readable PyTorch checkpoint" in message
     assert "written by torch.save" in message
     assert "--trust-checkpoint" not in message
@@ -121,6 +125,7 @@ def test_int8_without_dataset_dir_asks_for_one(tmp_path: Path, trained_model) ->
         run_export(config)
     assert "--dataset-dir" in str(err.value)
     assert "--quantize dynamic" in str(err.value)
+    assert_flags_exist(str(err.value))
     assert list(tmp_path.iterdir()) == []
 
 
@@ -132,6 +137,7 @@ def test_existing_output_without_force_is_refused_and_untouched(tmp_path: Path, 
         run_export(config)
     assert str(existing) in str(err.value)
     assert "--force" in str(err.value)
+    assert_flags_exist(str(err.value))
     assert existing.read_bytes() == b"keep me"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mine.tflite"]
 
@@ -155,3 +161,4 @@ def test_bad_input_shape_says_what_is_expected(text: str, expected: str) -> None
         parse_input_shape(text)
     assert f"--input-shape {text!r}" in str(err.value)
     assert expected in str(err.value)
+    assert_flags_exist(str(err.value))

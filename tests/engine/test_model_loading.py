@@ -17,7 +17,7 @@ from conversions.engine.model_loading import load_model
 from conversions.engine.pipeline import run_export
 from conversions.management.commands.export_models import parse_model_kwargs
 
-from .conftest import MODELS_FILE, SMALL_SHAPE
+from .conftest import MODELS_FILE, SMALL_SHAPE, assert_flags_exist
 from .models_for_tests import small_convnet
 
 USER_PACKAGE = "qw_user_arch"
@@ -146,6 +146,7 @@ def test_pickled_module_is_refused_without_trust(tmp_path: Path, user_package) -
         load_model(ModelSpec(checkpoint=str(ckpt), input_shape=SMALL_SHAPE))
 
     message = str(err.value)
+    assert_flags_exist(message)
     assert str(ckpt) in message
     assert "--trust-checkpoint" in message
     assert "qw_user_arch.nets.TinyNet" in message
