@@ -182,3 +182,15 @@ def test_cancelling_a_running_run_stops_its_worker(admin_client, admin_user, tin
     assert run.status == "cancelled" and "Cancelled by admin" in run.error
     assert not run.artifacts.exists()
     assert not run.portal_output_dir().exists()
+
+
+def test_a_run_that_cannot_be_enqueued_says_how_to_start_redis(admin_user, tiny, monkeypatch):
+    import redis
+    from rq import Queue
+
+    dead = Queue("nowhere", connection=redis.Redis(port=1, socket_connect_timeout=0.5))
+    monkeypatch.setattr(jobs.django_rq, "get_queue", lambda name: dead)
+    run = _launch(*tiny, admin_user)
+    run.refresh_from_db()
+    assert run.status == "failed"
+    assert "is unreachable" in run.error and "redis-server --daemonize yes" in run.error
