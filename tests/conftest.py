@@ -1,3 +1,4 @@
 """Shared pytest fixtures; each area keeps its own in a module imported here."""
 
 from data_fixtures import rd_flat, rd_imagefolder  # noqa: F401  (representative-data image trees)
+from benchmark_fixtures import benchmark_run  # noqa: F401  (a five-variant run of a small model)
