@@ -18,6 +18,10 @@ VARIANTS = ("none", "float16", "dynamic", "int8", "int16x8")
 CALIBRATED_VARIANTS = ("int8", "int16x8")
 IO_TYPES = ("float32", "uint8", "int8")
 FORMATS = ("onnx", "saved_model", "tflite", "all")
+TASKS = ("auto", "classify", "detect")
+"""``auto``: detect for an Ultralytics checkpoint, or a YOLO dataset with a model returning ``[B, 4 + nc, N]``."""
+DETECT_HEADS = ("auto", "normalize", "split", "none")
+"""How a detector's box+score concat is made int8-safe (detection/head.py); ``none`` is the naive export."""
 
 
 def parse_variants(text: str | list[str] | tuple[str, ...]) -> tuple[str, ...]:
@@ -93,6 +97,11 @@ class DataSpec:
 class ExportConfig:
     model: ModelSpec
     data: DataSpec = field(default_factory=DataSpec)
+    task: str = "auto"
+    """``classify`` or ``detect`` (verified by mAP, head made int8-safe); ``auto`` decides from model and data."""
+    detect_head: str = "auto"
+    """``normalize`` coordinates before the concat, ``split`` boxes and scores, or ``none``; ``auto`` is the
+    measured best (BENCHMARKS.md, Detection)."""
     variants: tuple[str, ...] = ("int8",)
     io_type: str = "float32"
     output: str | None = None
@@ -113,6 +122,10 @@ class ExportConfig:
                 raise ValueError(f"unknown quantization {v!r}; choose from {', '.join(VARIANTS)}")
         if self.io_type not in IO_TYPES:
             raise ValueError(f"--io {self.io_type!r} is not one of {', '.join(IO_TYPES)}")
+        if self.task not in TASKS:
+            raise ValueError(f"--task {self.task!r} is not one of {', '.join(TASKS)}")
+        if self.detect_head not in DETECT_HEADS:
+            raise ValueError(f"--detect-head {self.detect_head!r} is not one of {', '.join(DETECT_HEADS)}")
 
     @property
     def needs_calibration(self) -> bool:
