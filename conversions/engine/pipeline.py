@@ -132,9 +132,16 @@ def run_export(config: ExportConfig, progress: Progress | None = None) -> Export
 
         with timed(timings, "write"):
             progress.stage("write outputs")
-            for variant, path in outputs.items():
-                atomic.write_bytes_atomic(path, built[variant], force=config.force)
-            intermediates = _write_extra_outputs(extra_outputs, graph, config.force)
+            written: list[Path] = []
+            try:
+                for variant, path in outputs.items():
+                    atomic.write_bytes_atomic(path, built[variant], force=config.force)
+                    written.append(path)
+                intermediates = _write_extra_outputs(extra_outputs, graph, config.force)
+            except BaseException:
+                for path in written:  # a failed run leaves none of its .tflite files, not the first few
+                    path.unlink(missing_ok=True)
+                raise
 
     timings["total"] = round(time.perf_counter() - started, 3)
     timings["calibrate_convert"] = round(sum(v for k, v in timings.items() if k.startswith("convert_")), 3)
