@@ -16,6 +16,9 @@ VARIANTS = ("none", "float16", "dynamic", "int8", "int16x8")
 ``int8`` is full integer, calibrated; ``int16x8`` is int16 activations with int8 weights, calibrated."""
 
 CALIBRATED_VARIANTS = ("int8", "int16x8")
+CALIBRATION_METHODS = ("minmax", "percentile", "mse")
+DEFAULT_CALIBRATION = "percentile"
+"""How int8 activation ranges are chosen; measured best on both benchmark models (BENCHMARKS.md, Accuracy guard)."""
 IO_TYPES = ("float32", "uint8", "int8")
 FORMATS = ("onnx", "saved_model", "tflite", "all")
 TASKS = ("auto", "classify", "detect")
@@ -115,8 +118,20 @@ class ExportConfig:
     latency_runs: int = 30
     latency_threads: tuple[int, ...] = (1,)
     debug: bool = False
+    calibration_method: str = DEFAULT_CALIBRATION
+    """int8 activation ranges: ``minmax`` (the converter's), ``percentile`` or ``mse`` (calibration_ranges.py)."""
+    max_drop: float | None = None
+    """Accuracy budget for int8 in points (accuracy_guard.py); None measures and reports, never falls back."""
+    max_fallback: float = 0.2
+    """At most this fraction of ops may be kept in float to meet ``max_drop``."""
 
     def __post_init__(self) -> None:
+        if self.calibration_method not in CALIBRATION_METHODS:
+            raise ValueError(f"--calibration {self.calibration_method!r} is not one of {', '.join(CALIBRATION_METHODS)}")
+        if self.max_drop is not None and self.max_drop < 0:
+            raise ValueError(f"--max-drop {self.max_drop} must be 0 or more points")
+        if not 0.0 <= self.max_fallback <= 1.0:
+            raise ValueError(f"--max-fallback {self.max_fallback} must be a fraction between 0 and 1, e.g. 0.2")
         for v in self.variants:
             if v not in VARIANTS:
                 raise ValueError(f"unknown quantization {v!r}; choose from {', '.join(VARIANTS)}")

@@ -23,6 +23,7 @@ import numpy as np
 from . import atomic
 from .config import CALIBRATED_VARIANTS, DataSpec, ExportConfig, ModelSpec
 from .accuracy import class_to_output, labeled_accuracy, read_labels, with_drop
+from .accuracy_guard import build_int8, without_int8
 from .errors import QuantwebError
 from .model_loading import LoadedModel, load_model
 from .onnx_export import export_onnx
@@ -122,13 +123,22 @@ def run_export(config: ExportConfig, progress: Progress | None = None) -> Export
             graph = convert_to_tf(onnx_path, workdir, data.evaluation.inputs_nchw, progress)
         progress.log(f"conversion route: {graph.route} (float graph matches ONNX at {graph.sqnr_vs_onnx_db:.1f} dB)")
 
-        built, notes = _build_variants(config, graph, data, timings, progress)
+        built, notes = _build_variants(without_int8(config), graph, data, timings, progress)
         for variant, msgs in notes.items():
             warnings.extend(f"{variant_label(variant)}: {m}" for m in msgs)
+        guard = None  # int8: one calibration, --calibration ranges, per-layer error, --max-drop fallback (#6)
+        if "int8" in config.variants:
+            stream = _calibration_stream(data, graph.input_layout)
+            guard = build_int8(config, graph, built, stream, data.evaluation, progress, timings, len(data.generator))
+            built["int8"], outputs = guard.model, guard.rename_outputs(outputs)
+            warnings.extend(guard.warnings)
 
         with timed(timings, "verify"):
             progress.stage("verify against PyTorch")
             variant_reports, pytorch = _verify(config, loaded, graph, built, data, outputs, progress)
+
+        if guard is not None:
+            guard.attach(variant_reports)
 
         with timed(timings, "write"):
             progress.stage("write outputs")

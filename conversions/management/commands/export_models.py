@@ -12,6 +12,8 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import DatabaseError
 
 from conversions.engine.config import (
+    CALIBRATION_METHODS,
+    DEFAULT_CALIBRATION,
     FORMATS,
     IO_TYPES,
     DataSpec,
@@ -101,7 +103,16 @@ class Command(BaseCommand):
         verify = parser.add_argument_group("verification")
         verify.add_argument("--latency-runs", type=int, default=30, help="timed runs per model (>= 30)")
         verify.add_argument("--threads", help="interpreter threads to time, e.g. 1,2 (default 1; 1,2 for several variants)")
-        verify.add_argument("--debug", action="store_true", help="show tracebacks")
+        verify.add_argument("--debug", action="store_true", help="show tracebacks and the full per-layer error table")
+
+        guard = parser.add_argument_group("int8 accuracy (activation ranges, per-layer error, float fallback)")
+        guard.add_argument("--calibration", default=DEFAULT_CALIBRATION, choices=CALIBRATION_METHODS,
+                           help=f"how int8 activation ranges are chosen (default {DEFAULT_CALIBRATION})")
+        guard.add_argument("--max-drop", type=float, metavar="D",
+                           help="accuracy budget in points (top-1 agreement on confidently classified held-out images, "
+                           "or labeled top-1); int8 keeps the most damaging ops in float until it holds, or exits 1")
+        guard.add_argument("--max-fallback", type=float, default=0.2, metavar="F",
+                           help="at most this fraction of ops kept in float to meet --max-drop (default 0.2)")
         verify.add_argument("--no-record", action="store_true",
                             help="do not record the run in the portal database")
 
@@ -122,6 +133,9 @@ class Command(BaseCommand):
         from conversions.engine.summary import format_summary
 
         self.stdout.write(format_summary(report))
+        missed = [v for v in report.variants if (v.extra.get("guard") or {}).get("budget_met") is False]
+        if missed:  # the file was written as <name>_over_budget.tflite; the exit status says so too
+            raise CommandError(f"{missed[0].extra['guard']['message']} Wrote {missed[0].output}.")
 
     def run_conversion(self, config: ExportConfig, progress: TerminalProgress, record: bool):
         if not record:
@@ -185,4 +199,7 @@ class Command(BaseCommand):
             latency_runs=opts["latency_runs"],
             latency_threads=threads or (1,),
             debug=opts["debug"],
+            calibration_method=opts["calibration"],
+            max_drop=opts["max_drop"],
+            max_fallback=opts["max_fallback"],
         )

@@ -1,0 +1,495 @@
+"""What issue #6 adds to every int8 run: chosen activation ranges, per-layer error, and fallback to a budget.
+
+``build_int8`` builds the int8 model to ship and what to record on the run:
+
+1. Ranges: one calibration pass, then the ranges of ``--calibration`` (``calibration_ranges``); every int8
+   model of the run (plain, with fallback) is quantized from that pass. With ``minmax`` the file computes
+   exactly what the converter's own int8 file computes (same quantizer, same ranges).
+2. Per-layer error (``layer_debug``) on calibration images, never the evaluation images.
+3. With ``--max-drop D``: the drop is measured on the held-out evaluation images (points of top-1 agreement
+   with the float model on the images it classifies with p >= 0.5, or of labeled top-1 accuracy when the
+   images have labels). If it exceeds D, ops are ranked by their effect on the *model output*, end to end:
+   a unit is one activation tensor with its producer and consumers (the only way that tensor stays float),
+   a unit is kept in float and the output SQNR against the float model on calibration images is measured;
+   many units are screened at once (contiguous depth segments, split best-first), so ranking costs ~24
+   conversions, not one per op. Then the top 1, 2, 4, ... units are kept in float, re-measuring the budget
+   after each step, until it holds or ``--max-fallback`` (fraction of ops in float) would be exceeded. Last
+   resort: int16 activations for the whole model (int16x8). If nothing meets the budget, the best attempt is
+   shipped under ``<name>_over_budget.tflite`` and the CLI exits non-zero; the run says what it achieved.
+
+Which ops are kept is decided on calibration images only; the evaluation images decide only whether the
+budget holds (the stopping rule), which is the figure the run reports.
+
+The reference is the float32 ``.tflite`` of the same graph (it matches PyTorch to >100 dB on the bundled
+model; the run's fidelity columns are still measured against PyTorch itself).
+
+``extra`` on the int8 variant::
+
+    "calibration_method": "percentile",
+    "calibration": {...}                       # calibration_ranges.CalibrationResult.to_dict(), when re-calibrated
+    "layer_errors": {...}                      # layer_debug.layer_errors()
+    "guard": {                                 # only with --max-drop
+      "max_drop": 1.0, "max_fallback": 0.2, "metric": "confident_top1_agreement" | "labeled_top1_accuracy",
+      "metric_label": "...", "reference": "...", "evaluation_samples": 188, "metric_samples": 57,
+      "ranking_samples": 32, "ranking_source": "calibration images (not the evaluation images)",
+      "before": {"value": 97.5, "drop": 2.5, "top1_agreement": 93.1, "sqnr_db": 17.6},
+      "after": {...same...}, "budget_met": true,
+      "result": "int8" | "int8 with float fallback" | "int16x8" | "best attempt (over budget)",
+      "kept_float": [{"name": "<node name>", "op": "CONV_2D", "module": "spiky", "label": "spiky",
+                      "reason": "..."}],
+      "kept_float_fraction": 0.18, "total_ops": 11,
+      "ranking": [{"rank": 1, "ops": ["..."], "modules": ["spiky", "mix"], "tensor": "...", "gain_db": 14.2}],
+      "ranking_evaluations": 11,
+      "steps": [{"step": 1, "action": "keep the top 1 unit(s) in float", "float_ops": 2, "value": 100.0,
+                 "drop": 0.0, "sqnr_db": 35.1, "size_bytes": 62000, "seconds": 0.4, "meets_budget": true}],
+      "cost": {"size_bytes_before": 39000, "size_bytes_after": 62000, "size_ratio": 1.59,
+               "latency_ms_before": 0.21, "latency_ms_after": 0.25, "latency_ratio": 1.19},
+      "seconds": {"calibration": 0.5, "ranking": 1.2, "steps": 0.4, "total": 2.4},
+      "message": "int8 missed the budget (drop 11.3 > 1.0 points); keeping 2 ops in float (spiky, mix) ..."}
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import numpy as np
+
+from .calibration_ranges import CalibrationResult, calibrate, quantize
+from .layer_debug import BOUNDARY_OPS, debug_interpreter, graph_ops, layer_errors, summary_lines
+from .progress import NullProgress, Progress, timed
+from .tf_convert import sqnr_db, to_tf_layout
+
+log = logging.getLogger("quantweb.engine")
+
+OVER_BUDGET_SUFFIX = "_over_budget"
+RANKING_SAMPLES = 32
+MAX_RANKING_EVALUATIONS = 24
+SEGMENTS = 8
+MIN_GAIN_DB = 0.05
+
+Stream = Callable[[], Iterable[list[np.ndarray]]]
+
+
+@dataclass
+class GuardOutcome:
+    model: bytes
+    extra: dict[str, Any]
+    warnings: list[str] = field(default_factory=list)
+    budget_met: bool | None = None
+    """None when no budget was asked (``--max-drop`` not given) or it cannot be measured."""
+
+    def output_path(self, path: Path) -> Path:
+        """A model that misses its budget is never written under the name the user asked for."""
+        if self.budget_met is False:
+            return path.with_name(path.stem + OVER_BUDGET_SUFFIX + path.suffix)
+        return path
+
+    def rename_outputs(self, outputs: dict[str, Path]) -> dict[str, Path]:
+        return {v: (self.output_path(p) if v == "int8" else p) for v, p in outputs.items()}
+
+    def attach(self, reports: list[Any]) -> None:
+        for report in reports:
+            if report.variant == "int8":
+                report.extra.update(self.extra)
+
+
+def without_int8(config: Any) -> Any:
+    """The config for the pipeline's other variants: int8 is built here, from one calibration pass."""
+    import dataclasses
+
+    return dataclasses.replace(config, variants=tuple(v for v in config.variants if v != "int8"))
+
+
+def build_int8(
+    config: Any,
+    graph: Any,
+    built: dict[str, bytes],
+    stream: Stream,
+    evaluation: Any,
+    progress: Progress | None = None,
+    timings: dict[str, float] | None = None,
+    expected_samples: int | None = None,
+) -> GuardOutcome:
+    """The int8 model to ship and ``extra`` for its report (see the module docstring).
+
+    ``built["none"]`` must hold the float32 model of the same graph. Adds ``convert_int8`` (calibration,
+    ranges, quantization) and ``accuracy_guard`` (per-layer error, budget, fallback) to ``timings``.
+    """
+    progress = progress or NullProgress()
+    timings = timings if timings is not None else {}
+    method = config.calibration_method
+    float_model = built["none"]
+
+    with timed(timings, "convert_int8"):
+        progress.stage("convert int8 (calibrating" + (f", {method} ranges)" if method != "minmax" else ")"))
+        calibration = calibrate(graph.concrete_function, stream, method, progress, expected_samples)
+        model = quantize(calibration.model, config.io_type)
+    extra: dict[str, Any] = {"calibration_method": method, "calibration": calibration.to_dict()}
+    if method != "minmax":
+        progress.log(
+            f"{method} activation ranges: {extra['calibration']['tensors_narrowed']} of "
+            f"{extra['calibration']['tensors']} ranges narrowed"
+        )
+
+    with timed(timings, "accuracy_guard"):
+        started = time.perf_counter()
+        progress.stage("int8: per-layer error")
+        ranking = _first_samples(stream, RANKING_SAMPLES)
+        layers = layer_errors(float_model, model, ranking, graph.onnx_path, graph.input_layout)
+        extra["layer_errors"] = layers
+        for line in summary_lines(layers, limit=len(layers["ops"]) if config.debug else 8):
+            progress.log(line)
+        if config.max_drop is None:
+            return GuardOutcome(model, extra)
+        guard = _Guard(config, graph, float_model, stream, evaluation, ranking, progress, expected_samples)
+        if method != "minmax":  # the run says what the chosen ranges bought over the converter's own
+            extra["calibration"]["minmax_on_evaluation"] = guard.budget.measure(quantize(calibration.calibrated, config.io_type))
+        outcome = guard.run(model, calibration, layers, started)
+    outcome.extra = {**extra, **outcome.extra}
+    return outcome
+
+
+def _first_samples(stream: Stream, count: int) -> np.ndarray:
+    out = []
+    for sample in stream():
+        out.append(np.asarray(sample[0], dtype=np.float32).reshape(np.shape(sample[0])[1:]))
+        if len(out) >= count:
+            break
+    return np.stack(out)
+
+
+class _Budget:
+    """Measures a model on the evaluation images against the float model: the run's budget figure."""
+
+    def __init__(self, float_model: bytes, eval_tf: np.ndarray, targets: np.ndarray | None, max_drop: float) -> None:
+        from .verify import CONFIDENT_PROBABILITY, as_probabilities, is_classifier_output
+
+        self.inputs = eval_tf
+        self.max_drop = max_drop
+        self.reference = _predict(float_model, eval_tf)
+        self.usable = is_classifier_output(self.reference)
+        self.targets = targets if targets is not None and (np.asarray(targets) >= 0).any() else None
+        self.confident = (
+            as_probabilities(self.reference).max(axis=1) >= CONFIDENT_PROBABILITY if self.usable else None
+        )
+        if self.targets is not None:
+            self.metric = "labeled_top1_accuracy"
+            self.label = "labeled top-1 accuracy (%) on the held-out evaluation images"
+            self.samples = int((self.targets >= 0).sum())
+            self.reference_value = self._accuracy(self.reference)
+        elif self.usable and self.confident.any():
+            self.metric = "confident_top1_agreement"
+            self.label = (
+                f"top-1 agreement (%) with the float model on held-out images it classifies with p >= "
+                f"{CONFIDENT_PROBABILITY}"
+            )
+            self.samples = int(self.confident.sum())
+            self.reference_value = 100.0
+        else:
+            self.metric = "top1_agreement"
+            self.label = "top-1 agreement (%) with the float model on all held-out images (none is confident)"
+            self.samples = len(eval_tf)
+            self.reference_value = 100.0
+
+    def _accuracy(self, out: np.ndarray) -> float:
+        known = self.targets >= 0
+        return float((out[known].argmax(axis=1) == self.targets[known]).mean() * 100)
+
+    def measure(self, model: bytes) -> dict[str, Any]:
+        out = _predict(model, self.inputs)
+        agree = out.argmax(axis=1) == self.reference.argmax(axis=1)
+        if self.metric == "labeled_top1_accuracy":
+            value = self._accuracy(out)
+        elif self.metric == "confident_top1_agreement":
+            value = float(agree[self.confident].mean() * 100)
+        else:
+            value = float(agree.mean() * 100)
+        drop = self.reference_value - value
+        return {
+            "value": round(value, 2),
+            "drop": round(drop, 2),
+            "top1_agreement": round(float(agree.mean() * 100), 2),
+            "sqnr_db": round(sqnr_db(self.reference, out), 2),
+            "meets_budget": bool(drop <= self.max_drop + 1e-9),
+        }
+
+
+def _predict(model: bytes, inputs: np.ndarray) -> np.ndarray:
+    from .verify import TFLiteModel, predict_many
+
+    out = predict_many(TFLiteModel(model), inputs)[0]
+    return out.reshape(len(out), -1)
+
+
+@dataclass
+class _Unit:
+    """One activation tensor with its producer and consumers: keeping these in float keeps it float."""
+
+    tensor: str
+    ops: list[str]
+    depth: int
+
+
+def float_units(float_model: bytes) -> tuple[list[_Unit], list[str], dict[str, str]]:
+    """(units in depth order, all compute op names, op name -> op type) of the float graph."""
+    ops = [op for op in graph_ops(debug_interpreter(float_model)) if op.op not in BOUNDARY_OPS]
+    consumers: dict[int, list[str]] = {}
+    for op in ops:
+        for i in op.inputs:
+            consumers.setdefault(i, []).append(op.name)
+    units = [_Unit(op.name, [op.name, *[c for c in consumers.get(op.output, []) if c != op.name]], op.depth) for op in ops]
+    return units, [op.name for op in ops], {op.name: op.op for op in ops}
+
+
+class _Guard:
+    def __init__(
+        self,
+        config: Any,
+        graph: Any,
+        float_model: bytes,
+        stream: Stream,
+        evaluation: Any,
+        ranking: np.ndarray,
+        progress: Progress,
+        expected_samples: int | None,
+    ) -> None:
+        self.config = config
+        self.graph = graph
+        self.float_model = float_model
+        self.stream = stream
+        self.progress = progress
+        self.expected = expected_samples
+        self.ranking = ranking
+        self.ranking_ref = _predict(float_model, ranking)
+        eval_tf = to_tf_layout(evaluation.inputs_nchw, graph.input_layout)
+        self.budget = _Budget(float_model, eval_tf, getattr(evaluation, "targets", None), float(config.max_drop))
+        self.evaluations = 0
+
+    def score(self, model: bytes) -> float:
+        """Output SQNR against the float model on the ranking (calibration) images."""
+        self.evaluations += 1
+        return sqnr_db(self.ranking_ref, _predict(model, self.ranking))
+
+    def run(self, model: bytes, calibration: CalibrationResult, layers: dict[str, Any], started: float) -> GuardOutcome:
+        cfg = self.config
+        progress = self.progress
+        progress.stage(f"accuracy guard (max drop {cfg.max_drop:g} points)")
+        before = self.budget.measure(model)
+        info: dict[str, Any] = {
+            "max_drop": cfg.max_drop,
+            "max_fallback": cfg.max_fallback,
+            "metric": self.budget.metric,
+            "metric_label": self.budget.label,
+            "reference": "float32 .tflite of the same graph",
+            "evaluation_samples": len(self.budget.inputs),
+            "metric_samples": self.budget.samples,
+            "ranking_samples": len(self.ranking),
+            "ranking_source": "calibration images (not the evaluation images)",
+            "before": before,
+            "kept_float": [],
+            "ranking": [],
+            "ranking_evaluations": 0,
+            "steps": [],
+        }
+        seconds: dict[str, float] = {}
+        if not self.budget.usable:
+            info.update(after=before, budget_met=None, result="int8",
+                        message="the model's output is not a classifier's, so a top-1 budget cannot be measured")
+            info["seconds"] = {"total": round(time.perf_counter() - started, 2)}
+            return GuardOutcome(model, {"guard": info}, [f"int8: {info['message']}"], None)
+        progress.log(f"int8 {self.budget.metric}: {before['value']} ({before['drop']} points below the float model)")
+        if before["meets_budget"]:
+            info.update(after=before, budget_met=True, result="int8",
+                        message=f"int8 meets the budget (drop {before['drop']} <= {cfg.max_drop:g} points); "
+                        "no op kept in float")
+            info["seconds"] = {"total": round(time.perf_counter() - started, 2)}
+            return GuardOutcome(model, {"guard": info}, [], True)
+
+        t0 = time.perf_counter()
+        units, all_ops, op_types = float_units(self.float_model)
+        base_score = self.score(model)
+        ranked = self.rank(units, calibration, base_score, layers)
+        seconds["ranking"] = round(time.perf_counter() - t0, 2)
+        info["ranking_evaluations"] = self.evaluations
+        info["ranking_baseline_sqnr_db"] = round(base_score, 2)
+        modules = {r["name"]: r.get("module") for r in layers["ops"]}
+        labels = {r["name"]: r.get("label") for r in layers["ops"]}
+        info["ranking"] = [
+            {
+                "rank": k + 1,
+                "tensor": u.tensor,
+                "ops": u.ops,
+                "modules": sorted({modules.get(o) or labels.get(o) or o for o in u.ops}),
+                "gain_db": round(gain, 2),
+                "measured": "alone" if alone else "with its depth segment",
+            }
+            for k, (u, gain, alone) in enumerate(ranked)
+        ]
+
+        t0 = time.perf_counter()
+        attempts: list[tuple[dict[str, Any], bytes, list[str], str]] = []
+        cap = int(np.floor(cfg.max_fallback * len(all_ops) + 1e-9))
+        useful = [(u, g) for u, g, _ in ranked if g > MIN_GAIN_DB]
+        tried: set[int] = set()
+        k = 1
+        while useful:
+            kept = _union([u.ops for u, _ in useful[:k]])
+            while len(kept) > cap and k > 1:  # the largest prefix that fits under --max-fallback
+                k -= 1
+                kept = _union([u.ops for u, _ in useful[:k]])
+            if len(kept) > cap or k in tried:
+                break
+            tried.add(k)
+            step_start = time.perf_counter()
+            candidate = quantize(calibration.model, cfg.io_type, kept)
+            m = self._step(info, f"keep the top {k} unit(s) in float", kept, candidate, step_start)
+            attempts.append((m, candidate, kept, "int8 with float fallback"))
+            if m["meets_budget"] or k >= len(useful):
+                break
+            k *= 2
+        if not any(a[0]["meets_budget"] for a in attempts):
+            step_start = time.perf_counter()
+            progress.stage("accuracy guard: last resort, int16 activations for the whole model (int16x8)")
+            from .tflite_export import convert_variant
+
+            candidate, _ = convert_variant(
+                self.graph.concrete_function, "int16x8", self.stream, expected_samples=self.expected
+            )
+            m = self._step(info, "int16 activations, int8 weights for the whole model (int16x8)", [], candidate,
+                           step_start)
+            attempts.append((m, candidate, [], "int16x8"))
+        seconds["steps"] = round(time.perf_counter() - t0, 2)
+
+        met = [a for a in attempts if a[0]["meets_budget"]]
+        budget_met = bool(met)
+        if met:
+            final_m, final, kept, result = met[0]
+        else:  # the best attempt, preferring fewer float ops; plain int8 if nothing improved on it
+            final_m, final, kept, _ = min([(before, model, [], ""), *attempts], key=lambda a: (a[0]["drop"], len(a[2])))
+            result = "best attempt (over budget)"
+        kept_rows = self._kept_rows(kept, ranked, op_types, layers)
+        info.update(
+            after=final_m,
+            budget_met=budget_met,
+            result=result,
+            kept_float=kept_rows,
+            kept_float_fraction=round(len(kept) / max(len(all_ops), 1), 4),
+            total_ops=len(all_ops),
+            cost=self._cost(model, final),
+        )
+        info["seconds"] = {**seconds, "total": round(time.perf_counter() - started, 2)}
+        info["message"] = self._message(before, final_m, budget_met, result, kept_rows, len(all_ops))
+        progress.log(info["message"])
+        warnings = [] if budget_met else [f"int8: {info['message']}"]
+        if result == "int16x8" and cfg.io_type != "float32":
+            warnings.append(f"int8: the guard shipped int16x8, which keeps float32 input/output (--io {cfg.io_type} "
+                            "applies to int8 only)")
+        return GuardOutcome(final, {"guard": info}, warnings, budget_met)
+
+    def _step(self, info: dict[str, Any], action: str, kept: list[str], candidate: bytes, started: float) -> dict[str, Any]:
+        m = self.budget.measure(candidate)
+        step = {"step": len(info["steps"]) + 1, "action": action, "float_ops": len(kept), "ops": kept, **m,
+                "size_bytes": len(candidate), "seconds": round(time.perf_counter() - started, 2)}
+        info["steps"].append(step)
+        self.progress.log(f"guard step {step['step']}: {action}: {self.budget.metric} {m['value']} (drop {m['drop']}), "
+                          f"SQNR {m['sqnr_db']} dB")
+        return m
+
+    def rank(
+        self, units: list[_Unit], calibration: CalibrationResult, base: float, layers: dict[str, Any]
+    ) -> list[tuple[_Unit, float, bool]]:
+        """Units by the output SQNR gained when kept in float, best first; screened in depth segments."""
+        cfg = self.config
+
+        def gain(group: list[_Unit]) -> float:
+            kept = _union([u.ops for u in group])
+            return self.score(quantize(calibration.model, cfg.io_type, kept)) - base
+
+        added = {r["name"]: r.get("added_noise_db") or 0.0 for r in layers["ops"]}
+        budget = MAX_RANKING_EVALUATIONS
+        if len(units) <= budget:
+            scored = [(u, gain([u]), True) for u in units]
+            self.progress.update(1.0, f"{len(units)} units measured one by one")
+            return sorted(scored, key=lambda x: -x[1])
+        size = int(np.ceil(len(units) / SEGMENTS))
+        leaves = [units[i : i + size] for i in range(0, len(units), size)]
+        scores = [gain(leaf) for leaf in leaves]
+        while self.evaluations < budget:
+            splittable = [i for i, leaf in enumerate(leaves) if len(leaf) > 1 and scores[i] > MIN_GAIN_DB]
+            if not splittable:
+                break
+            i = max(splittable, key=lambda j: scores[j])
+            leaf = leaves.pop(i)
+            scores.pop(i)
+            half = len(leaf) // 2
+            for part in (leaf[:half], leaf[half:]):
+                leaves.append(part)
+                scores.append(gain(part))
+            self.progress.update(min(self.evaluations / budget, 1.0), f"ranking: {self.evaluations} conversions")
+        out: list[tuple[_Unit, float, bool]] = []
+        for leaf, score in sorted(zip(leaves, scores), key=lambda x: -x[1]):
+            # Inside a segment that was not split further, the op that adds the most noise goes first.
+            for u in sorted(leaf, key=lambda u: -added.get(u.tensor, 0.0)):
+                out.append((u, score, len(leaf) == 1))
+        return out
+
+    def _kept_rows(
+        self, kept: list[str], ranked: list[tuple[_Unit, float, bool]], op_types: dict[str, str], layers: dict[str, Any]
+    ) -> list[dict[str, Any]]:
+        rows = {r["name"]: r for r in layers["ops"]}
+        rank_of: dict[str, tuple[int, _Unit, float, bool]] = {}
+        for k, (u, g, alone) in enumerate(ranked):
+            for name in u.ops:
+                rank_of.setdefault(name, (k + 1, u, g, alone))
+        out = []
+        for name in kept:
+            r, unit, g, alone = rank_of.get(name, (0, None, 0.0, False))
+            row = rows.get(name, {})
+            tensor_label = rows.get(unit.tensor, {}).get("label", unit.tensor) if unit else "?"
+            how = "alone" if alone else "with its depth segment"
+            out.append({
+                "name": name,
+                "op": op_types.get(name, row.get("op")),
+                "module": row.get("module"),
+                "label": row.get("label") or name,
+                "reason": (
+                    f"keeps the output of {tensor_label} in float (producer and consumers); measured {how}, "
+                    f"keeping it in float raised output SQNR on calibration images by {g:.1f} dB (rank {r} of "
+                    f"{len(ranked)})"
+                ),
+            })
+        return out
+
+    def _cost(self, before: bytes, after: bytes) -> dict[str, Any]:
+        cost: dict[str, Any] = {"size_bytes_before": len(before), "size_bytes_after": len(after),
+                                "size_ratio": round(len(after) / len(before), 4)}
+        if after is before:
+            return {**cost, "latency_ms_before": None, "latency_ms_after": None, "latency_ratio": 1.0}
+        from .verify import measure_latencies
+
+        stats = measure_latencies({"before": before, "after": after}, self.budget.inputs[:1], threads=1, runs=30)
+        b, a = stats["before"].median, stats["after"].median
+        return {**cost, "latency_ms_before": b, "latency_ms_after": a, "latency_ratio": round(a / b, 3) if b else None}
+
+    def _message(
+        self, before: dict[str, Any], after: dict[str, Any], met: bool, result: str, kept: list[dict[str, Any]], total: int
+    ) -> str:
+        cfg = self.config
+        names = ", ".join(dict.fromkeys(k["label"] for k in kept)) or "none"
+        head = f"int8 missed the budget ({self.budget.metric} drop {before['drop']} > {cfg.max_drop:g} points)"
+        if met and result == "int16x8":
+            return f"{head}; int16x8 for the whole model meets it (drop {after['drop']})"
+        if met:
+            return (f"{head}; keeping {len(kept)} of {total} ops in float ({names}) meets it: drop "
+                    f"{after['drop']}, SQNR {before['sqnr_db']} -> {after['sqnr_db']} dB")
+        return (f"{head} and no fallback within --max-fallback {cfg.max_fallback:g} ({int(cfg.max_fallback * total)} "
+                f"of {total} ops) or int16x8 meets it; best attempt: drop {after['drop']} with {len(kept)} ops in "
+                f"float ({names}). Raise --max-fallback or --max-drop, or improve the calibration data.")
+
+
+def _union(groups: Iterable[list[str]]) -> list[str]:
+    return list(dict.fromkeys(name for group in groups for name in group))

@@ -1,0 +1,292 @@
+"""Activation ranges for int8: ``minmax``, ``percentile`` or ``mse``, chosen on the calibration stream.
+
+The TFLite converter records each activation tensor's global min/max over the calibration samples and
+quantizes with those. One outlier value (a bright pixel, a rare spike) then stretches the int8 grid of a
+whole tensor. Here the converter only *calibrates* (``_experimental_calibrate_only``: a float model that
+carries the recorded min/max), we collect a histogram of every calibrated tensor over the same stream, pick
+the range by the chosen method, write it into the flatbuffer and quantize with ``mlir_quantize`` -- the
+quantizer the converter itself calls next. The same calibrated model is re-quantized with ops kept in float
+by the accuracy guard, so the costly calibration pass runs once per run.
+
+Methods:
+- ``minmax``: the converter's own ranges (the result equals the plain converter's int8 model).
+- ``percentile``: clip each side at the ``PERCENTILE``-th percentile of the values seen (0 stays inside).
+- ``mse``: the clipping range that minimises the expected squared error of int8 rounding plus clipping,
+  estimated from the histogram.
+The graph input keeps its min/max: its range is set by preprocessing, not learned.
+
+``extra["calibration"]`` on the run (``CalibrationResult.to_dict``)::
+
+    {"method": "mse", "default_method": "minmax", "tensors": 61, "tensors_narrowed": 12,
+     "median_range_ratio": 0.93, "samples": 100, "seconds": 9.1,
+     "narrowed": [{"name": "...", "minmax": [-68.9, 70.9], "range": [-30.1, 31.0]}, ...]}   # at most 20, narrowest first
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable
+
+import numpy as np
+
+from .config import CALIBRATION_METHODS as METHODS
+from .config import DEFAULT_CALIBRATION as DEFAULT_METHOD
+from .errors import ConversionError
+from .progress import NullProgress, Progress
+
+log = logging.getLogger("quantweb.engine")
+
+PERCENTILE = 99.99
+HISTOGRAM_BINS = 2048
+MAX_VALUES_PER_SAMPLE = 65536
+INT8_LEVELS = 255
+MAX_LISTED = 20
+
+Stream = Callable[[], Iterable[list[np.ndarray]]]
+
+
+@dataclass
+class CalibrationResult:
+    """The calibrated float model, per-tensor ranges by method, and what the chosen method changed."""
+
+    calibrated: bytes
+    """Float model carrying the converter's recorded min/max (``minmax``)."""
+    method: str
+    model: bytes
+    """``calibrated`` with the chosen method's ranges written in; feed it to ``quantize``."""
+    minmax: dict[int, tuple[float, float]]
+    ranges: dict[int, tuple[float, float]]
+    names: dict[int, str]
+    samples: int
+    seconds: float
+    histograms: dict[int, np.ndarray] = field(default_factory=dict, repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        narrowed = [
+            (i, self.minmax[i], self.ranges[i])
+            for i in self.ranges
+            if not np.allclose(self.ranges[i], self.minmax[i], rtol=1e-6, atol=1e-9)
+        ]
+        ratios = [(r[1] - r[0]) / max(m[1] - m[0], 1e-12) for _, m, r in narrowed]
+        narrowed.sort(key=lambda x: (x[2][1] - x[2][0]) / max(x[1][1] - x[1][0], 1e-12))
+        return {
+            "method": self.method,
+            "default_method": DEFAULT_METHOD,
+            "percentile": PERCENTILE if self.method == "percentile" else None,
+            "tensors": len(self.minmax),
+            "tensors_narrowed": len(narrowed),
+            "median_range_ratio": round(float(np.median(ratios)), 4) if ratios else 1.0,
+            "samples": self.samples,
+            "seconds": round(self.seconds, 2),
+            "narrowed": [
+                {"name": self.names[i], "minmax": _pair(m), "range": _pair(r)} for i, m, r in narrowed[:MAX_LISTED]
+            ],
+        }
+
+
+def calibrate(
+    concrete_function: Any,
+    stream: Stream,
+    method: str = DEFAULT_METHOD,
+    progress: Progress | None = None,
+    expected_samples: int | None = None,
+) -> CalibrationResult:
+    """Calibrates once and returns ranges for ``method`` (histograms are collected unless it is ``minmax``)."""
+    if method not in METHODS:
+        raise ValueError(f"--calibration {method!r} is not one of {', '.join(METHODS)}")
+    import tensorflow as tf
+
+    progress = progress or NullProgress()
+    started = time.perf_counter()
+    count = [0]
+
+    def counted() -> Iterable[list[np.ndarray]]:
+        for sample in stream():
+            count[0] += 1
+            if expected_samples:
+                progress.update(min(count[0] / expected_samples, 1.0), f"{count[0]}/{expected_samples} calibration samples")
+            yield [np.asarray(a, dtype=np.float32) for a in sample]
+
+    conv = tf.lite.TFLiteConverter.from_concrete_functions([concrete_function])
+    conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    conv.representative_dataset = counted
+    conv._experimental_calibrate_only = True  # the converter's documented debugging hook (QuantizationDebugger)
+    try:
+        calibrated = bytes(conv.convert())
+    except Exception as err:
+        raise ConversionError(f"calibration failed: {str(err).strip().splitlines()[0][:300]}") from None
+    if count[0] == 0:
+        raise ConversionError("the calibration data stream yielded no samples; check --dataset-dir.")
+    minmax, names, graph_inputs = read_ranges(calibrated)
+    result = CalibrationResult(calibrated, method, calibrated, minmax, dict(minmax), names, count[0], 0.0)
+    if method != "minmax":
+        result.histograms = collect_histograms(calibrated, minmax, stream, progress)
+        result.ranges = choose_ranges(minmax, result.histograms, method, skip=graph_inputs)
+        result.model = with_ranges(calibrated, result.ranges)
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def read_ranges(calibrated: bytes) -> tuple[dict[int, tuple[float, float]], dict[int, str], set[int]]:
+    """(tensor index -> recorded (min, max), tensor index -> name, graph input indices) of subgraph 0."""
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.convert_bytearray_to_object(bytearray(calibrated))
+    graph = model.subgraphs[0]
+    ranges: dict[int, tuple[float, float]] = {}
+    names: dict[int, str] = {}
+    for i, tensor in enumerate(graph.tensors):
+        q = tensor.quantization
+        if q is not None and q.min is not None and len(q.min) == 1 and q.max is not None and len(q.max) == 1:
+            ranges[i] = (float(q.min[0]), float(q.max[0]))
+            names[i] = tensor.name.decode() if isinstance(tensor.name, bytes) else str(tensor.name)
+    return ranges, names, {int(i) for i in graph.inputs}
+
+
+def collect_histograms(
+    calibrated: bytes,
+    minmax: dict[int, tuple[float, float]],
+    stream: Stream,
+    progress: Progress | None = None,
+    bins: int = HISTOGRAM_BINS,
+) -> dict[int, np.ndarray]:
+    """Histogram of every calibrated tensor over its recorded [min, max], from a second pass of the stream."""
+    from .layer_debug import debug_interpreter
+
+    progress = progress or NullProgress()
+    interp = debug_interpreter(calibrated)
+    input_index = interp.get_input_details()[0]["index"]
+    hists = {i: np.zeros(bins, dtype=np.int64) for i, (lo, hi) in minmax.items() if hi > lo}
+    # Large tensors contribute a fixed random subset of positions per sample (all channels alike); the
+    # extremes are already known from the converter's min/max, the histogram only needs the shape of the bulk.
+    picks: dict[int, np.ndarray] = {}
+    shapes = {t["index"]: t["shape"] for t in interp.get_tensor_details()}
+    for i in hists:
+        size = int(np.prod(shapes[i]))
+        if size > MAX_VALUES_PER_SAMPLE:
+            picks[i] = np.sort(np.random.default_rng(i).choice(size, MAX_VALUES_PER_SAMPLE, replace=False))
+    seen = 0
+    for sample in stream():
+        interp.set_tensor(input_index, np.asarray(sample[0], dtype=np.float32))
+        interp.invoke()
+        for i, hist in hists.items():
+            lo, hi = minmax[i]
+            x = interp.get_tensor(i).ravel()
+            if i in picks:
+                x = x[picks[i]]
+            idx = ((x - lo) * (bins / (hi - lo))).astype(np.int64)
+            np.clip(idx, 0, bins - 1, out=idx)
+            hist += np.bincount(idx, minlength=bins)
+        seen += 1
+        progress.update(0.0, f"{seen} samples histogrammed")
+    return hists
+
+
+def choose_ranges(
+    minmax: dict[int, tuple[float, float]],
+    histograms: dict[int, np.ndarray],
+    method: str,
+    skip: set[int] | None = None,
+    percentile: float = PERCENTILE,
+) -> dict[int, tuple[float, float]]:
+    """Range per tensor by ``method``; tensors without a histogram or in ``skip`` keep min/max."""
+    out = dict(minmax)
+    for i, hist in histograms.items():
+        if skip and i in skip or hist.sum() == 0:
+            continue
+        lo, hi = minmax[i]
+        if method == "percentile":
+            out[i] = _percentile_range(hist, lo, hi, percentile)
+        elif method == "mse":
+            out[i] = _mse_range(hist, lo, hi)
+    return out
+
+
+def _centers(hist: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    width = (hi - lo) / len(hist)
+    return lo + width * (np.arange(len(hist)) + 0.5)
+
+
+def _percentile_range(hist: np.ndarray, lo: float, hi: float, percentile: float) -> tuple[float, float]:
+    tail = (100.0 - percentile) / 100.0
+    cdf = np.cumsum(hist) / hist.sum()
+    edges = np.linspace(lo, hi, len(hist) + 1)
+    new_lo, new_hi = lo, hi
+    if lo < 0:  # first bin whose cumulative share reaches the tail
+        new_lo = min(float(edges[int(np.searchsorted(cdf, tail, side="left"))]), 0.0)
+    if hi > 0:
+        new_hi = max(float(edges[int(np.searchsorted(cdf, 1.0 - tail, side="left")) + 1]), 0.0)
+    return new_lo, new_hi
+
+
+def _mse_range(hist: np.ndarray, lo: float, hi: float, steps: int = 64) -> tuple[float, float]:
+    """Minimises sum(n * err^2): in-range values cost step^2/12 (uniform rounding), clipped ones their distance."""
+    c = _centers(hist, lo, hi)
+    n = hist.astype(np.float64)
+    # Prefix sums give every candidate's clipping error in O(1).
+    s0, s1, s2 = np.cumsum(n), np.cumsum(n * c), np.cumsum(n * c * c)
+    total0, total1, total2 = s0[-1], s1[-1], s2[-1]
+
+    def error(a: float, b: float) -> float:
+        ia = int(np.searchsorted(c, a, side="left"))  # bins [0, ia) lie below a
+        ib = int(np.searchsorted(c, b, side="right"))  # bins [ib, end) lie above b
+        below0, below1, below2 = (s0[ia - 1], s1[ia - 1], s2[ia - 1]) if ia > 0 else (0.0, 0.0, 0.0)
+        above0 = total0 - (s0[ib - 1] if ib > 0 else 0.0)
+        above1 = total1 - (s1[ib - 1] if ib > 0 else 0.0)
+        above2 = total2 - (s2[ib - 1] if ib > 0 else 0.0)
+        inside = total0 - below0 - above0
+        step = (b - a) / INT8_LEVELS
+        clip_low = below2 - 2 * a * below1 + a * a * below0
+        clip_high = above2 - 2 * b * above1 + b * b * above0
+        return inside * step * step / 12.0 + clip_low + clip_high
+
+    fractions = np.linspace(1.0 / steps, 1.0, steps)
+    lows = [lo * f for f in fractions] if lo < 0 else [lo]
+    highs = [hi * f for f in fractions] if hi > 0 else [hi]
+    best = (error(lo, hi), lo, hi)
+    for a in lows:
+        for b in highs:
+            e = error(a, b)
+            if e < best[0]:
+                best = (e, a, b)
+    return float(best[1]), float(best[2])
+
+
+def with_ranges(calibrated: bytes, ranges: dict[int, tuple[float, float]]) -> bytes:
+    """The calibrated model with tensor min/max replaced by ``ranges`` (tensor index -> (min, max))."""
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.convert_bytearray_to_object(bytearray(calibrated))
+    tensors = model.subgraphs[0].tensors
+    for i, (lo, hi) in ranges.items():
+        q = tensors[i].quantization
+        q.min = np.array([lo], dtype=np.float32)
+        q.max = np.array([hi], dtype=np.float32)
+    return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
+
+
+def quantize(calibrated: bytes, io_type: str = "float32", keep_float: Iterable[str] = ()) -> bytes:
+    """int8 model from a calibrated one; ops whose output tensor is named in ``keep_float`` compute in float.
+
+    This is the call the TFLiteConverter makes after calibrating (same quantizer, per-channel weights), with
+    ``denylisted_nodes`` -- the mechanism TensorFlow's QuantizationDebugger uses for selective quantization.
+    """
+    import tensorflow as tf
+    from tensorflow.lite.python import convert
+
+    dtype = {"float32": tf.float32, "int8": tf.int8, "uint8": tf.uint8}[io_type]
+    nodes = sorted(set(keep_float))
+    try:
+        return bytes(
+            convert.mlir_quantize(
+                calibrated, input_data_type=dtype, output_data_type=dtype, denylisted_nodes=nodes or None
+            )
+        )
+    except Exception as err:
+        raise ConversionError(f"int8 quantization failed: {str(err).strip().splitlines()[0][:300]}") from None
+
+
+def _pair(r: tuple[float, float]) -> list[float]:
+    return [float(np.format_float_positional(r[0], 5)), float(np.format_float_positional(r[1], 5))]

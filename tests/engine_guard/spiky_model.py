@@ -1,0 +1,58 @@
+"""A small CNN that plain int8 genuinely breaks, as real networks sometimes do.
+
+The ``spiky`` convolution's output carries a few channels whose range is ~100x the rest; ``mix`` divides those
+channels back down, so the float function is an ordinary CNN. With one int8 scale per activation tensor the
+ordinary channels of ``spiky``'s output fall to a handful of levels and the classifier's decisions change.
+Keeping ``spiky`` and ``mix`` in float (so that tensor never becomes int8) repairs it; nothing else does.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+SPIKE_CHANNELS = (0, 1, 2)
+SPIKE_GAIN = 100.0
+PLANTED_MODULES = ("spiky", "mix")
+"""The PyTorch modules whose shared tensor int8 breaks: the producer of the spiky tensor and its consumer."""
+
+
+class SpikyNet(nn.Module):
+    def __init__(self, num_classes: int = 10) -> None:
+        super().__init__()
+        self.stem = nn.Conv2d(3, 16, 3, stride=2, padding=1)
+        self.body = nn.Conv2d(16, 32, 3, stride=2, padding=1)
+        self.spiky = nn.Conv2d(32, 32, 3, padding=1)
+        self.mix = nn.Conv2d(32, 32, 1)
+        self.head = nn.Conv2d(32, 48, 3, stride=2, padding=1)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(48, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = torch.relu(self.stem(x))
+        x = torch.relu(self.body(x))
+        x = torch.relu(self.spiky(x))
+        x = torch.relu(self.mix(x))
+        x = torch.relu(self.head(x))
+        return self.fc(torch.flatten(self.pool(x), 1))
+
+
+def build(num_classes: int = 10) -> SpikyNet:
+    """The architecture; weights come from ``make_weights`` (saved as a state dict by the tests)."""
+    return SpikyNet(num_classes)
+
+
+def make_weights(seed: int = 0, logit_gain: float = 6.0) -> dict[str, torch.Tensor]:
+    """Seeded weights with the planted outlier channels; the classifier is confident on most images."""
+    torch.manual_seed(seed)
+    model = SpikyNet()
+    with torch.no_grad():
+        for conv in (model.stem, model.body, model.spiky, model.mix, model.head):
+            nn.init.kaiming_normal_(conv.weight, nonlinearity="relu")
+            conv.bias.uniform_(0.0, 0.1)
+        for c in SPIKE_CHANNELS:
+            model.spiky.weight[c] *= SPIKE_GAIN
+            model.spiky.bias[c] *= SPIKE_GAIN
+            model.mix.weight[:, c] /= SPIKE_GAIN
+        model.fc.weight.mul_(logit_gain)
+    return model.state_dict()
