@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import logging
 import time
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
@@ -114,7 +115,9 @@ def calibrate(
     conv.representative_dataset = counted
     conv._experimental_calibrate_only = True  # the converter's documented debugging hook (QuantizationDebugger)
     try:
-        calibrated = bytes(conv.convert())
+        with warnings.catch_warnings():  # "Statistics for quantized inputs were expected": the converter's own noise
+            warnings.simplefilter("ignore", UserWarning)
+            calibrated = bytes(conv.convert())
     except Exception as err:
         raise ConversionError(f"calibration failed: {str(err).strip().splitlines()[0][:300]}") from None
     if count[0] == 0:
@@ -279,11 +282,13 @@ def quantize(calibrated: bytes, io_type: str = "float32", keep_float: Iterable[s
     dtype = {"float32": tf.float32, "int8": tf.int8, "uint8": tf.uint8}[io_type]
     nodes = sorted(set(keep_float))
     try:
-        return bytes(
-            convert.mlir_quantize(
-                calibrated, input_data_type=dtype, output_data_type=dtype, denylisted_nodes=nodes or None
+        with warnings.catch_warnings():  # "Statistics for quantized inputs were expected": the converter's own noise
+            warnings.simplefilter("ignore", UserWarning)
+            return bytes(
+                convert.mlir_quantize(
+                    calibrated, input_data_type=dtype, output_data_type=dtype, denylisted_nodes=nodes or None
+                )
             )
-        )
     except Exception as err:
         raise ConversionError(f"int8 quantization failed: {str(err).strip().splitlines()[0][:300]}") from None
 
