@@ -140,46 +140,66 @@ def run_export(config: ExportConfig, progress: Progress | None = None) -> Export
         if guard is not None:
             guard.attach(variant_reports)
 
+        timings["calibrate_convert"] = round(sum(v for k, v in timings.items() if k.startswith("convert_")), 3)
+        report = ExportReport(
+            model={
+                "name": stem,
+                "checkpoint": config.model.checkpoint,
+                "architecture": config.model.model,
+                "load_route": loaded.route,
+                "description": loaded.description,
+                "input_shape": list(loaded.input_shape),
+            },
+            variants=variant_reports,
+            pytorch=pytorch,
+            calibration=data.report.get("calibration", {}),
+            evaluation=data.report.get("evaluation", {}),
+            dataset=data.report.get("dataset"),
+            conversion_route=graph.to_route_dict(),
+            timings_s=timings,
+            versions=tool_versions(),
+            warnings=warnings,
+            intermediate_files={kind: str(path) for kind, path in extra_outputs.items()},
+        )
         with timed(timings, "write"):
             progress.stage("write outputs")
-            written: list[Path] = []
-            try:
-                for variant, path in outputs.items():
-                    atomic.write_bytes_atomic(path, built[variant], force=config.force)
-                    written.append(path)
-                intermediates = _write_extra_outputs(extra_outputs, graph, config.force)
-            except BaseException:
-                for path in written:  # a failed run leaves none of its .tflite files, not the first few
-                    path.unlink(missing_ok=True)
-                raise
-
-    timings["total"] = round(time.perf_counter() - started, 3)
-    timings["calibrate_convert"] = round(sum(v for k, v in timings.items() if k.startswith("convert_")), 3)
-    report = ExportReport(
-        model={
-            "name": stem,
-            "checkpoint": config.model.checkpoint,
-            "architecture": config.model.model,
-            "load_route": loaded.route,
-            "description": loaded.description,
-            "input_shape": list(loaded.input_shape),
-        },
-        variants=variant_reports,
-        pytorch=pytorch,
-        calibration=data.report.get("calibration", {}),
-        evaluation=data.report.get("evaluation", {}),
-        dataset=data.report.get("dataset"),
-        conversion_route=graph.to_route_dict(),
-        timings_s=timings,
-        versions=tool_versions(),
-        warnings=warnings,
-        intermediate_files=intermediates,
-    )
-    if report_folder is not None:
-        report.intermediate_files.update(write_report_files(report, report_folder, config.force))
-    report.intermediate_files["report"] = str(report_path)
-    atomic.write_bytes_atomic(report_path, json.dumps(report.to_dict(), indent=2).encode(), force=config.force)
+            timings["total"] = round(time.perf_counter() - started, 3)
+            _write_outputs(report, built, outputs, extra_outputs, graph, report_path, report_folder, config.force)
     return report
+
+
+def _write_outputs(
+    report: ExportReport,
+    built: dict[str, bytes],
+    outputs: dict[str, Path],
+    extra_outputs: dict[str, Path],
+    graph: TFGraph,
+    report_path: Path,
+    report_folder: Path | None,
+    force: bool,
+) -> None:
+    """Writes every file of the run, each atomically; if any write fails, removes the ones already written,
+    so a failed run leaves neither a partial file nor a partial set (and a re-run needs no --force)."""
+    written: list[Path] = []
+    try:
+        for variant, path in outputs.items():
+            atomic.write_bytes_atomic(path, built[variant], force=force)
+            written.append(path)
+        _write_extra_outputs(extra_outputs, graph, force)
+        written.extend(extra_outputs.values())
+        if report_folder is not None:
+            files = write_report_files(report, report_folder, force)
+            report.intermediate_files.update(files)
+            written.extend(Path(p) for p in files.values())
+        report.intermediate_files["report"] = str(report_path)
+        atomic.write_bytes_atomic(report_path, json.dumps(report.to_dict(), indent=2).encode(), force=force)
+    except BaseException:
+        for path in written:
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+        raise
 
 
 def prepare_data(config: ExportConfig, loaded: LoadedModel, progress: Progress) -> PreparedData:

@@ -82,10 +82,11 @@ def convert_to_tf(
     workdir: Path,
     sample_inputs_nchw: np.ndarray | None,
     progress: Progress | None = None,
-    routes: tuple[Route, ...] = ROUTES,
+    routes: tuple[Route, ...] | None = None,
 ) -> TFGraph:
-    """Tries each route; returns the first whose graph matches ONNX Runtime on ``sample_inputs_nchw``."""
+    """Tries each route (default ``ROUTES``); returns the first whose graph matches ONNX Runtime."""
     progress = progress or NullProgress()
+    routes = ROUTES if routes is None else routes
     import onnx
 
     onnx_model = onnx.load(str(onnx_path))
