@@ -145,7 +145,7 @@ def build_int8(
             progress.log(line)
         if config.max_drop is None:
             return GuardOutcome(model, extra)
-        guard = _Guard(config, graph, float_model, stream, evaluation, ranking, progress, expected_samples)
+        guard = Guard(config, graph, float_model, stream, evaluation, ranking, progress, expected_samples)
         if method != "minmax":  # the run says what the chosen ranges bought over the converter's own
             extra["calibration"]["minmax_on_evaluation"] = guard.budget.measure(quantize(calibration.calibrated, config.io_type))
         outcome = guard.run(model, calibration, layers, started)
@@ -245,7 +245,7 @@ def float_units(float_model: bytes) -> tuple[list[_Unit], list[str], dict[str, s
     return units, [op.name for op in ops], {op.name: op.op for op in ops}
 
 
-class _Guard:
+class Guard:
     def __init__(
         self,
         config: Any,
