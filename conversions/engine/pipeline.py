@@ -20,7 +20,7 @@ from typing import Any, Callable, Iterable
 
 import numpy as np
 
-from . import atomic
+from . import atomic, detection
 from .config import CALIBRATED_VARIANTS, DataSpec, ExportConfig, ModelSpec
 from .accuracy import class_to_output, labeled_accuracy, read_labels, with_drop
 from .accuracy_guard import build_int8, without_int8
@@ -96,7 +96,8 @@ def run_export(config: ExportConfig, progress: Progress | None = None) -> Export
 
     with timed(timings, "load"):
         progress.stage("load model")
-        loaded = load_model(config.model)
+        loaded = detection.load_ultralytics(config.model) or load_model(config.model)
+        task = detection.resolve_task(config, loaded)
     stem = config.model.name
     outputs = plan_outputs(config, stem) if want_tflite else {}
     extra_outputs = _plan_extra_outputs(config, outputs, stem)
@@ -118,6 +119,9 @@ def run_export(config: ExportConfig, progress: Progress | None = None) -> Export
         with timed(timings, "onnx"):
             progress.stage("export ONNX")
             onnx_path = export_onnx(loaded.module, loaded.input_shape, workdir / f"{stem}.onnx")
+            head = detection.prepare_head(task, config, loaded, data, onnx_path, progress)
+            onnx_path, loaded = head.onnx_path, head.loaded  # a detector's head made int8-safe
+            warnings.extend(head.warnings)
         with timed(timings, "onnx2tf"):
             progress.stage("convert ONNX to TensorFlow (onnx2tf)")
             graph = convert_to_tf(onnx_path, workdir, data.evaluation.inputs_nchw, progress)
@@ -136,6 +140,8 @@ def run_export(config: ExportConfig, progress: Progress | None = None) -> Export
         with timed(timings, "verify"):
             progress.stage("verify against PyTorch")
             variant_reports, pytorch = _verify(config, loaded, graph, built, data, outputs, progress)
+            if task == "detect":
+                detection.evaluate_variants(head, variant_reports, pytorch, built, data, graph.input_layout, progress)
 
         if guard is not None:
             guard.attach(variant_reports)
@@ -149,6 +155,7 @@ def run_export(config: ExportConfig, progress: Progress | None = None) -> Export
                 "load_route": loaded.route,
                 "description": loaded.description,
                 "input_shape": list(loaded.input_shape),
+            "task": task,
             },
             variants=variant_reports,
             pytorch=pytorch,
