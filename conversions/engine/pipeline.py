@@ -155,7 +155,7 @@ def run_export(config: ExportConfig, progress: Progress | None = None) -> Export
                 "load_route": loaded.route,
                 "description": loaded.description,
                 "input_shape": list(loaded.input_shape),
-            "task": task,
+                "task": task,
             },
             variants=variant_reports,
             pytorch=pytorch,
