@@ -71,6 +71,10 @@ DATABASES = {
         conn_max_age=0 if TESTING else 60,
     )
 }
+if TESTING:
+    # One test database per pytest session, so developers' concurrent runs on one PostgreSQL do not drop
+    # each other's; worker processes get the real name through conversions.testing.worker_environment().
+    DATABASES["default"]["TEST"] = {"NAME": f"test_quantweb_{os.getpid()}"}
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
