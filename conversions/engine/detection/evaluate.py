@@ -154,6 +154,7 @@ def evaluate_variants(
         accuracy["fidelity_map50"] = fidelity["map50"]
         accuracy["fidelity_map50_95"] = fidelity["map50_95"]
         report.accuracy = accuracy
+        progress.log(_summary_line(report.variant, accuracy))
         report.extra["detection"] = {
             "head": plan.to_dict(),
             "map_against_labels": mine if truth else None,
@@ -162,6 +163,15 @@ def evaluate_variants(
         }
         if report.variant == pictured:
             report.extra["detection_samples"] = _pictures(plan, data, reference, found, report.variant)
+
+
+def _summary_line(variant: str, acc: dict[str, Any]) -> str:
+    against = "labels" if acc["reference"] == "labels" else "PyTorch's detections"
+    return (
+        f"{variant}: mAP@0.5 {acc['map50']:.2f} (PyTorch {acc['pytorch_map50']:.2f}, drop {acc['drop_map50']:.2f}), "
+        f"mAP@0.5:0.95 {acc['map50_95']:.2f} (PyTorch {acc['pytorch_map50_95']:.2f}, drop {acc['drop_map50_95']:.2f}) "
+        f"against {against} on {acc['images']} images"
+    )
 
 
 def _accuracy(reference: str, mine: dict[str, Any], base: dict[str, Any], images: int) -> dict[str, Any]:

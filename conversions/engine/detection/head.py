@@ -27,7 +27,7 @@ from ..errors import ConversionError
 
 log = logging.getLogger("quantweb.engine")
 
-DEFAULT_HEAD_MODE = "normalize"
+DEFAULT_HEAD_MODE = "split"
 """What ``auto`` means; see BENCHMARKS.md for the measurement behind it."""
 RANGE_RATIO_WARNING = 50.0
 """Warn when one output's widest channel range is this many times its narrowest."""
@@ -74,6 +74,8 @@ class HeadPlan:
     input_size: tuple[int, int] = (0, 0)
     """(H, W) of the model input."""
     channel_axis: int = 1
+    split_at: tuple[int, ...] = (COORDINATE_CHANNELS,)
+    """``split``: channel boundaries between the outputs (boxes | scores, or boxes | scores | extras)."""
     output_shape: tuple[int, ...] = ()
     """The original first output's shape (PyTorch)."""
     exported_shapes: list[tuple[int, ...]] = field(default_factory=list)
@@ -99,6 +101,7 @@ class HeadPlan:
             "class_names": list(self.class_names),
             "input_size": list(self.input_size),
             "channel_axis": self.channel_axis,
+            "split_at": list(self.split_at) if self.mode == "split" else None,
             "output_shape": list(self.output_shape),
             "exported_shapes": [list(s) for s in self.exported_shapes],
             "coordinate_scale": list(self.coordinate_scale),
@@ -112,11 +115,11 @@ class HeadPlan:
         """The original first output (numpy or torch) -> what the rewritten graph outputs."""
         if self.mode == "none":
             return [output]
-        coords, rest = _take(output, self.channel_axis, 0, COORDINATE_CHANNELS), _take(
-            output, self.channel_axis, COORDINATE_CHANNELS, None
-        )
         if self.mode == "split":
-            return [coords, rest]
+            bounds = [0, *self.split_at, None]
+            return [_take(output, self.channel_axis, a, b) for a, b in zip(bounds, bounds[1:])]
+        coords = _take(output, self.channel_axis, 0, COORDINATE_CHANNELS)
+        rest = _take(output, self.channel_axis, COORDINATE_CHANNELS, None)
         scale = _axis_vector(1.0 / np.asarray(self.coordinate_scale), output.ndim, self.channel_axis)
         if not isinstance(output, np.ndarray):
             import torch
@@ -234,24 +237,55 @@ def find_output_concat(onnx_path: Path, samples: np.ndarray) -> tuple[OutputConc
     import onnx
 
     model = onnx.load(str(onnx_path))
+    node, why = _output_concat_node(model)
+    if node is None:
+        return None, why
+    axis = _concat_axis(model, node)
+    names = _flattened_inputs(model, node, axis)
+    values = _intermediate_values(model, names, samples)
+    inputs, start = [], 0
+    for inp, value in zip(names, values):
+        stop = start + value.shape[axis]
+        inputs.append(ConcatInput(inp, start, stop, float(value.min()), float(value.max())))
+        start = stop
+    return OutputConcat(node.name or node.output[0], node.output[0], axis, inputs), ""
+
+
+def _output_concat_node(model: Any) -> tuple[Any, str]:
     producers = {out: node for node in model.graph.node for out in node.output}
-    name = model.graph.output[0].name
-    node = producers.get(name)
+    node = producers.get(model.graph.output[0].name)
     while node is not None and node.op_type in PASS_THROUGH_OPS:
         node = producers.get(node.input[0])
     if node is None or node.op_type != "Concat":
         found = node.op_type if node is not None else "a graph input"
         return None, f"the first output is produced by {found}, not by a Concat of boxes and scores"
+    return node, ""
+
+
+def _concat_axis(model: Any, node: Any) -> int:
     rank = len(model.graph.output[0].type.tensor_type.shape.dim)
     axis = next(a.i for a in node.attribute if a.name == "axis")
-    axis = axis + rank if axis < 0 else axis
-    values = _intermediate_values(model, list(node.input), samples)
-    inputs, start = [], 0
-    for inp, value in zip(node.input, values):
-        stop = start + value.shape[axis]
-        inputs.append(ConcatInput(inp, start, stop, float(value.min()), float(value.max())))
-        start = stop
-    return OutputConcat(node.name or node.output[0], node.output[0], axis, inputs), ""
+    return axis + rank if axis < 0 else axis
+
+
+def _flattened_inputs(model: Any, node: Any, axis: int) -> list[str]:
+    """The concat's inputs, with an inner Concat on the same axis (used only here) opened up: a segmentation
+    or pose head concatenates the detection output (itself boxes + scores) with its extras."""
+    producers = {out: n for n in model.graph.node for out in n.output}
+    uses: dict[str, int] = {}
+    for n in model.graph.node:
+        for i in n.input:
+            uses[i] = uses.get(i, 0) + 1
+    outputs = {o.name for o in model.graph.output}
+    names: list[str] = []
+    for name in node.input:
+        inner = producers.get(name)
+        if inner is not None and inner.op_type == "Concat" and uses.get(name) == 1 and name not in outputs \
+                and _concat_axis(model, inner) == axis:
+            names.extend(inner.input)
+        else:
+            names.append(name)
+    return names
 
 
 def _intermediate_values(model: Any, names: list[str], samples: np.ndarray) -> list[np.ndarray]:
@@ -276,7 +310,21 @@ def _intermediate_values(model: Any, names: list[str], samples: np.ndarray) -> l
 # -------------------------------------------------------------------------------- graph rewrite
 
 
-def rewrite_head(onnx_path: Path, concat: OutputConcat, mode: str, input_size: tuple[int, int], target: Path) -> list[str]:
+def split_points(concat: OutputConcat, num_classes: int) -> tuple[int, ...]:
+    """Boxes | scores, plus | extras (mask coefficients, keypoints) when an input boundary allows it."""
+    end = COORDINATE_CHANNELS + num_classes
+    has_extras = concat.inputs[-1].stop > end
+    return (COORDINATE_CHANNELS, end) if has_extras and any(i.stop == end for i in concat.inputs) else (COORDINATE_CHANNELS,)
+
+
+def rewrite_head(
+    onnx_path: Path,
+    concat: OutputConcat,
+    mode: str,
+    input_size: tuple[int, int],
+    target: Path,
+    split_at: tuple[int, ...] = (COORDINATE_CHANNELS,),
+) -> list[str]:
     """Writes the int8-safe graph to ``target``; returns what was changed, one sentence each."""
     import onnx
     from onnx import helper, numpy_helper
@@ -284,8 +332,13 @@ def rewrite_head(onnx_path: Path, concat: OutputConcat, mode: str, input_size: t
     model = onnx.load(str(onnx_path))
     graph = model.graph
     node = next(n for n in graph.node if n.output and n.output[0] == concat.output)
+    flat = [i.name for i in concat.inputs]
+    if list(node.input) != flat:  # drop the inner concat(s) that were opened up
+        opened = set(node.input) - set(flat)
+        for inner in [n for n in graph.node if n.output and n.output[0] in opened]:
+            graph.node.remove(inner)
+        node.input[:] = flat
     coords = [i for i in concat.inputs if i.is_coordinates]
-    rest = [i for i in concat.inputs if not i.is_coordinates]
     h, w = input_size
     if mode == "normalize":
         per_channel = np.array([1.0 / w, 1.0 / h, 1.0 / w, 1.0 / h], dtype=np.float32)
@@ -308,7 +361,10 @@ def rewrite_head(onnx_path: Path, concat: OutputConcat, mode: str, input_size: t
         out_info = graph.output[0]
         graph.node.remove(node)
         made = []
-        for label, group in (("boxes", coords), ("scores", rest)):
+        bounds = [0, *split_at, concat.inputs[-1].stop]
+        labels = ("boxes", "scores", "extras")
+        groups = [[i for i in concat.inputs if a <= i.start and i.stop <= b] for a, b in zip(bounds, bounds[1:])]
+        for label, group in zip(labels, groups):
             op = "Identity" if len(group) == 1 else "Concat"
             attrs = {} if op == "Identity" else {"axis": concat.axis}
             graph.node.append(helper.make_node(op, [g.name for g in group], [label], name=f"head_{label}", **attrs))
@@ -317,10 +373,8 @@ def rewrite_head(onnx_path: Path, concat: OutputConcat, mode: str, input_size: t
         del graph.output[:]
         graph.output.extend(made + others)
         _topological_sort(graph)
-        changes = [
-            f"{concat.describe()}: removed; boxes (channels 0-{COORDINATE_CHANNELS - 1}) and scores (channels "
-            f"{COORDINATE_CHANNELS}-{concat.inputs[-1].stop - 1}) are separate outputs, each with its own int8 scale"
-        ]
+        parts = ", ".join(f"{label} (channels {a}-{b - 1})" for label, a, b in zip(labels, bounds, bounds[1:]))
+        changes = [f"{concat.describe()}: removed; {parts} are separate outputs, each with its own int8 scale"]
     model = onnx.shape_inference.infer_shapes(model)
     onnx.checker.check_model(model)
     onnx.save(model, str(target))

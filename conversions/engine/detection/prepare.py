@@ -24,6 +24,7 @@ from .head import (
     first_samples,
     range_warnings,
     rewrite_head,
+    split_points,
     validate_head_shape,
 )
 
@@ -82,7 +83,7 @@ def prepare_head(
         return plan
 
     first = outputs[0]
-    plan.output_shape = tuple(first.shape)
+    plan.output_shape = (1, *first.shape[1:])
     plan.channel_axis = validate_head_shape(plan.output_shape, config.model.checkpoint or config.model.model or "model")
     plan.input_size = (int(loaded.input_shape[2]), int(loaded.input_shape[3]))
     plan.class_names = _class_names(loaded, data)
@@ -108,9 +109,10 @@ def prepare_head(
 
     target = onnx_path.with_name(onnx_path.stem + f"_head_{mode}.onnx")
     plan.mode = mode
-    plan.changes = rewrite_head(onnx_path, concat, mode, plan.input_size, target)
+    plan.split_at = split_points(concat, plan.num_classes)
+    plan.changes = rewrite_head(onnx_path, concat, mode, plan.input_size, target, plan.split_at)
     plan.onnx_path = target
-    plan.exported_shapes = [tuple(o.shape) for o in plan.to_exported(first)]
+    plan.exported_shapes = [(1, *o.shape[1:]) for o in plan.to_exported(first)]
     _check_rewrite(plan, target, samples, first)
     plan.loaded = dataclasses.replace(loaded, module=ExportedHead(loaded.module, plan))
     for line in plan.changes:

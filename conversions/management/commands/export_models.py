@@ -15,8 +15,10 @@ from conversions.engine.config import (
     CALIBRATION_METHODS,
     DEFAULT_CALIBRATION,
     DETECT_HEADS,
+    DETECT_HEADS,
     FORMATS,
     IO_TYPES,
+    TASKS,
     TASKS,
     DataSpec,
     ExportConfig,
@@ -70,6 +72,12 @@ class Command(BaseCommand):
         size.add_argument("--input-shape", help="N,C,H,W for any other shape, e.g. 1,1,28,28")
         model.add_argument("--trust-checkpoint", action="store_true",
                            help="allow unpickling a whole nn.Module (runs code from the file)")
+        model.add_argument("--task", default="auto", choices=TASKS,
+                           help="detect: YOLO-style [B, 4+classes, N] output, head made int8-safe, verified by mAP; "
+                           "auto: detect for an Ultralytics checkpoint or a YOLO dataset with such an output")
+        model.add_argument("--detect-head", default="auto", choices=DETECT_HEADS,
+                           help="int8-safe detection head: normalize coordinates before the box+score concat, split "
+                           "boxes and scores into two outputs, or none (naive); auto = split, measured best (docs/detection.md)")
         model.add_argument("--task", default="auto", choices=TASKS,
                            help="detect: YOLO-style [B, 4+classes, N] output, head made int8-safe, verified by mAP; "
                            "auto: detect for an Ultralytics checkpoint or a YOLO dataset with such an output")
@@ -199,6 +207,8 @@ class Command(BaseCommand):
                 labels_file=opts["labels"],
             ),
             variants=variants,
+            task=opts.get("task", "auto"),
+            detect_head=opts.get("detect_head", "auto"),
             task=opts.get("task", "auto"),
             detect_head=opts.get("detect_head", "auto"),
             io_type=opts["io"],
