@@ -15,10 +15,8 @@ from conversions.engine.config import (
     CALIBRATION_METHODS,
     DEFAULT_CALIBRATION,
     DETECT_HEADS,
-    DETECT_HEADS,
     FORMATS,
     IO_TYPES,
-    TASKS,
     TASKS,
     DataSpec,
     ExportConfig,
@@ -78,12 +76,6 @@ class Command(BaseCommand):
         model.add_argument("--detect-head", default="auto", choices=DETECT_HEADS,
                            help="int8-safe detection head: normalize coordinates before the box+score concat, split "
                            "boxes and scores into two outputs, or none (naive); auto = split, measured best (docs/detection.md)")
-        model.add_argument("--task", default="auto", choices=TASKS,
-                           help="detect: YOLO-style [B, 4+classes, N] output, head made int8-safe, verified by mAP; "
-                           "auto: detect for an Ultralytics checkpoint or a YOLO dataset with such an output")
-        model.add_argument("--detect-head", default="auto", choices=DETECT_HEADS,
-                           help="int8-safe detection head: normalize coordinates before the box+score concat, split "
-                           "boxes and scores into two outputs, or none (naive); auto = normalize (docs/detection.md)")
 
         out = parser.add_argument_group("output")
         out.add_argument("--format", default="tflite", choices=FORMATS,
@@ -207,8 +199,6 @@ class Command(BaseCommand):
                 labels_file=opts["labels"],
             ),
             variants=variants,
-            task=opts.get("task", "auto"),
-            detect_head=opts.get("detect_head", "auto"),
             task=opts.get("task", "auto"),
             detect_head=opts.get("detect_head", "auto"),
             io_type=opts["io"],
