@@ -154,6 +154,10 @@ def bench_ranking(spec: ModelSpec, workdir: Path, counts: tuple[int, ...] = (2, 
             print(f"| {label} | {len(kept)} | {m['top1_agreement']:.1f} | {m['value']:.1f} | {m['sqnr_db']:.2f} | "
                   f"{len(model) / len(base):.2f} |", flush=True)
     print(f"<!-- ranking: {guard.evaluations} conversions, {t_rank:.1f} s -->")
+    label = {r["name"]: r["label"] for r in layers["ops"]}
+    print("<!-- end-to-end top units: " + "; ".join(
+        f"{'+'.join(dict.fromkeys(label.get(o, o) for o in u.ops))} {g:.2f} dB" for u, g, _ in ranked[:6]) + " -->")
+    print("<!-- per-layer worst: " + "; ".join(label.get(o, o) for o in by_layer[:8]) + " -->")
 
 
 def main() -> None:

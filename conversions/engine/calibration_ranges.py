@@ -125,7 +125,7 @@ def calibrate(
     minmax, names, graph_inputs = read_ranges(calibrated)
     result = CalibrationResult(calibrated, method, calibrated, minmax, dict(minmax), names, count[0], 0.0)
     if method != "minmax":
-        result.histograms = collect_histograms(calibrated, minmax, stream, progress)
+        result.histograms = collect_histograms(calibrated, minmax, stream, progress, expected=count[0])
         result.ranges = choose_ranges(minmax, result.histograms, method, skip=graph_inputs)
         result.model = with_ranges(calibrated, result.ranges)
     result.seconds = time.perf_counter() - started
@@ -154,6 +154,7 @@ def collect_histograms(
     stream: Stream,
     progress: Progress | None = None,
     bins: int = HISTOGRAM_BINS,
+    expected: int | None = None,
 ) -> dict[int, np.ndarray]:
     """Histogram of every calibrated tensor over its recorded [min, max], from a second pass of the stream."""
     from .layer_debug import debug_interpreter
@@ -183,7 +184,7 @@ def collect_histograms(
             np.clip(idx, 0, bins - 1, out=idx)
             hist += np.bincount(idx, minlength=bins)
         seen += 1
-        progress.update(0.0, f"{seen} samples histogrammed")
+        progress.update(min(seen / expected, 1.0) if expected else 0.0, f"{seen} samples histogrammed")
     return hists
 
 

@@ -14,7 +14,7 @@ conv+bias+ReLU matches the ONNX ReLU output; its module is the nearest scoped pr
 
 ``extra["layer_errors"]`` on the run (``layer_errors(...)``)::
 
-    {"samples": 32, "source": "calibration images", "module_names": "matched by value to the ONNX graph",
+    {"samples": 16, "source": "calibration images", "module_names": "matched by value to the ONNX graph",
      "float_ops": 0, "ops": [                      # in execution order (the network's depth)
         {"depth": 0, "op": "CONV_2D", "name": "<output tensor name: the converter's node name>",
          "label": "_conv_stem", "module": "_conv_stem", "onnx_node": "/_conv_stem/Conv",
@@ -282,13 +282,13 @@ def module_names(
     by_size: dict[int, list[tuple[str, np.ndarray]]] = defaultdict(list)
     for name, v in values.items():
         if v.dtype.kind == "f" and v.size > 1:
-            by_size[v.size].append((name, _moments(v.ravel().astype(np.float64))))
+            by_size[v.size].append((name, _moments(v.ravel())))
     fl = debug_interpreter(float_model)
     feed(fl, sample)
     fl.invoke()
     out: dict[str, dict[str, str]] = {}
     for op in graph_ops(fl):
-        got = fl.get_tensor(op.output).ravel().astype(np.float64)
+        got = fl.get_tensor(op.output).ravel()
         tol = 1e-3 * (float(np.abs(got).max()) + 1e-6)
         moments = _moments(got)
         # Order-free moments (so NCHW/NHWC does not matter); the first in graph order wins ties (Conv before Flatten).
@@ -301,7 +301,12 @@ def module_names(
 
 
 def _moments(x: np.ndarray) -> np.ndarray:
-    return np.array([x.min(), x.max(), x.mean(), np.sqrt((x * x).mean()), np.abs(x).mean(), np.cbrt((x**3).mean())])
+    x = x.astype(np.float32, copy=False)
+    return np.array(
+        [x.min(), x.max(), x.mean(dtype=np.float64), np.sqrt(np.dot(x, x) / x.size), np.abs(x).mean(dtype=np.float64),
+         np.cbrt(np.dot(x * x, x) / x.size)],
+        dtype=np.float64,
+    )
 
 
 _ACTIVATIONS = {"Relu", "Clip", "LeakyRelu", "Sigmoid", "HardSigmoid", "HardSwish", "Tanh", "Add", "Mul", "Identity"}
