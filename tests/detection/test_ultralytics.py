@@ -16,14 +16,18 @@ from conversions.engine.errors import CheckpointError
 HAS_ULTRALYTICS = importlib.util.find_spec("ultralytics") is not None
 
 
+def _ultralytics_modules() -> dict:
+    return {k: v for k, v in sys.modules.items() if k == "ultralytics" or k.startswith("ultralytics.")}
+
+
 @pytest.fixture
-def lookalike_checkpoint(tmp_path, monkeypatch):
+def lookalike_checkpoint(tmp_path):
     """A torch.save'd pickle of a class from a package named ``ultralytics`` (a stand-in, not the real one)."""
-    package = tmp_path / "fake" / "ultralytics"
-    (package / "nn").mkdir(parents=True)
-    (package / "__init__.py").write_text("")
-    (package / "nn" / "__init__.py").write_text("")
-    (package / "nn" / "tasks.py").write_text(textwrap.dedent("""
+    fake = tmp_path / "fake"
+    (fake / "ultralytics" / "nn").mkdir(parents=True)
+    (fake / "ultralytics" / "__init__.py").write_text("")
+    (fake / "ultralytics" / "nn" / "__init__.py").write_text("")
+    (fake / "ultralytics" / "nn" / "tasks.py").write_text(textwrap.dedent("""
         import torch.nn as nn
 
         class DetectionModel(nn.Module):
@@ -31,14 +35,22 @@ def lookalike_checkpoint(tmp_path, monkeypatch):
                 super().__init__()
                 self.conv = nn.Conv2d(3, 4, 1)
     """))
-    monkeypatch.syspath_prepend(str(tmp_path / "fake"))
-    from ultralytics.nn.tasks import DetectionModel
-
+    real = _ultralytics_modules()
+    for name in real:
+        del sys.modules[name]
+    sys.path.insert(0, str(fake))
+    importlib.invalidate_caches()
     path = tmp_path / "yolov8n.pt"
-    torch.save({"model": DetectionModel(), "train_args": {"imgsz": 640}}, path)
-    for name in [m for m in sys.modules if m == "ultralytics" or m.startswith("ultralytics.")]:
-        monkeypatch.delitem(sys.modules, name)
-    sys.path.remove(str(tmp_path / "fake"))
+    try:
+        from ultralytics.nn.tasks import DetectionModel
+
+        torch.save({"model": DetectionModel(), "train_args": {"imgsz": 640}}, path)
+    finally:
+        sys.path.remove(str(fake))
+        for name in _ultralytics_modules():
+            del sys.modules[name]
+        sys.modules.update(real)
+        importlib.invalidate_caches()
     return path
 
 
@@ -62,9 +74,9 @@ def test_an_ultralytics_checkpoint_exports_and_is_scored_by_map(shapes_dataset, 
     """A YOLOv8n built from its YAML (no download), saved the way Ultralytics saves, exported end to end."""
     from copy import deepcopy
 
-    from ultralytics import YOLO
+    from ultralytics.nn.tasks import DetectionModel
 
-    model = YOLO("yolov8n.yaml").model
+    model = DetectionModel("yolov8n.yaml", nc=3, verbose=False)
     model.names = {0: "square", 1: "disc", 2: "triangle"}
     path = tmp_path / "yolov8n_shapes.pt"
     torch.save({"model": deepcopy(model).half(), "train_args": {"imgsz": 128}}, path)

@@ -114,7 +114,7 @@ def prepare_head(
     plan.onnx_path = target
     plan.exported_shapes = [(1, *o.shape[1:]) for o in plan.to_exported(first)]
     _check_rewrite(plan, target, samples, first)
-    plan.loaded = dataclasses.replace(loaded, module=ExportedHead(loaded.module, plan))
+    plan.loaded = dataclasses.replace(loaded, module=ExportedHead(loaded.module, plan).eval())
     for line in plan.changes:
         progress.log(f"detection head: {line}")
     return plan

@@ -83,7 +83,7 @@ def load_ultralytics(spec: Any) -> Any | None:
         shape = (1, 3, size, size)
     names = getattr(model, "names", {})
     description = f"Ultralytics {type(model).__name__} from {path.name} ({len(names)} classes, trained at {size})"
-    return LoadedModel(UltralyticsDetector(model, names), "ultralytics", shape, description, "yolo")
+    return LoadedModel(UltralyticsDetector(model, names).eval(), "ultralytics", shape, description, "yolo")
 
 
 def _load(path: Path) -> Any:
