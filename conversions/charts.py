@@ -1,67 +1,62 @@
-"""Plotly figures (as plain JSON) for the run page: size and latency per variant, and fidelity.
+"""Plotly figures (plain JSON) for the portal pages.
 
-The page draws them with the plotly.js served from ``static/`` (no CDN), so the portal works offline.
+The variant charts (size, latency per thread count, agreement/accuracy, accuracy against size) are the
+engine's (``conversions.engine.charts``), the same ones report.html draws; this module only picks the series
+for a page and adds the per-layer error chart, which only the run page shows. The pages draw the figures with
+the plotly.js served from ``static/`` (no CDN), so the portal works offline.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Iterable
 
-COLORS = {"float32": "#8a94a6", "float16": "#5b8def", "dynamic": "#9b6bd6", "int8": "#2f9e6e", "int16x8": "#e0913a"}
-LAYOUT = {
-    "margin": {"l": 60, "r": 20, "t": 40, "b": 40},
-    "height": 280,
-    "font": {"family": "system-ui, -apple-system, Segoe UI, sans-serif", "size": 12},
-    "paper_bgcolor": "rgba(0,0,0,0)",
-    "plot_bgcolor": "rgba(0,0,0,0)",
-    "yaxis": {"gridcolor": "#e5e8ee", "zeroline": False},
-    "showlegend": False,
-}
+from conversions.engine.charts import LAYOUT, report_charts, variant_series
 
 
-def _label(variant: str) -> str:
-    return "float32" if variant == "none" else variant
+def _charted(report: dict[str, Any]) -> dict[str, Any]:
+    """The report's variants that can be drawn (a dict naming its variant); other entries are left out."""
+    variants = report.get("variants") if isinstance(report.get("variants"), list) else []
+    return {"variants": [v for v in variants if isinstance(v, dict) and v.get("variant")]}
 
 
-def _bar(title: str, labels: list[str], values: list[Any], unit: str, fmt: str) -> dict[str, Any]:
+def run_charts(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The four variant charts of one run's report (empty when it has no variants)."""
+    return report_charts(variant_series(_charted(report)))
+
+
+def compare_charts(runs: Iterable[tuple[int, dict[str, Any]]]) -> dict[str, dict[str, Any]]:
+    """The same charts over several runs' ``(run id, report)``, series labelled ``r12 int8``; taller, with the
+    legend above the plot, since many slanted labels take the room below it."""
+    charts = report_charts([s for pk, report in runs for s in variant_series(_charted(report), prefix=f"r{pk} ")])
+    for name, fig in charts.items():
+        layout = fig["layout"]
+        layout.update(height=380, margin={**LAYOUT["margin"], "t": 70},
+                      legend={"orientation": "h", "x": 0, "y": 1.0, "yanchor": "bottom"})
+        if name != "tradeoff":
+            layout["xaxis"] = {**layout.get("xaxis", {}), "automargin": True, "tickangle": -40}
+    tradeoff = charts.get("tradeoff", {}).get("data") or [{}]
+    if len(tradeoff[0].get("x") or []) > 8:  # labels of many points overlap; hover names them
+        tradeoff[0].update(mode="markers", hovertemplate="%{text}: %{x}, %{y}<extra></extra>")
+    return charts
+
+
+def layer_error_chart(variant: str, rows: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """Output SQNR of each op along the network's depth (lower is worse); None without any SQNR."""
+    points = [r for r in rows if isinstance(r.get("sqnr_db"), (int, float))]
+    if not points:
+        return None
     return {
         "data": [{
-            "type": "bar",
-            "x": labels,
-            "y": values,
-            "marker": {"color": [COLORS.get(label, "#5b8def") for label in labels]},
-            "text": [fmt.format(v) if v is not None else "" for v in values],
-            "textposition": "outside",
-            "cliponaxis": False,
-            "hovertemplate": "%{x}: %{y}" + unit + "<extra></extra>",
+            "type": "scatter", "mode": "lines+markers", "name": "SQNR",
+            "x": [r["depth"] for r in points], "y": [r["sqnr_db"] for r in points],
+            "text": [f"{r.get('label') or r.get('name') or ''} ({r.get('op') or '?'})" for r in points],
+            "hovertemplate": "#%{x} %{text}: %{y:.1f} dB<extra></extra>",
+            "line": {"color": "#2f6fdf", "width": 1.5}, "marker": {"size": 5},
         }],
-        "layout": {**LAYOUT, "title": {"text": title, "x": 0, "font": {"size": 14}},
-                   "yaxis": {**LAYOUT["yaxis"], "title": {"text": unit.strip()}}},
+        "layout": {
+            **LAYOUT, "showlegend": False,
+            "title": {"text": f"{variant}: per-layer SQNR along depth", "x": 0, "font": {"size": 14}},
+            "xaxis": {"title": {"text": "op (execution order)"}, "zeroline": False, **({"dtick": 1} if len(points) <= 12 else {})},
+            "yaxis": {**LAYOUT["yaxis"], "title": {"text": "SQNR dB"}},
+        },
     }  # fmt: skip
-
-
-def run_charts(report: dict[str, Any]) -> dict[str, Any]:
-    """``{"size": fig, "latency": fig, "fidelity": fig}`` for the variants in ``report`` (empty if none)."""
-    variants = report.get("variants") or []
-    if not variants:
-        return {}
-    labels = [_label(v["variant"]) for v in variants]
-    raw = [v.get("size_bytes") for v in variants]
-    unit, scale = (" MB", 1e6) if max((s or 0) for s in raw) >= 1e6 else (" KB", 1e3)
-    sizes = [round(s / scale, 3) if s is not None else None for s in raw]
-    charts = {"size": _bar("Model size", labels, sizes, unit, "{:.2f}" + unit)}
-    latencies = []
-    for v in variants:
-        lat = v.get("latency_ms") or {}
-        first = lat.get("1") or (lat[sorted(lat)[0]] if lat else None)
-        latencies.append(round(first["median"], 3) if first else None)
-    if any(x is not None for x in latencies):
-        charts["latency"] = _bar("Latency (median, 1 thread)", labels, latencies, " ms", "{:.2f} ms")
-    top1 = [(v.get("fidelity") or {}).get("top1_agreement") for v in variants]
-    sqnr = [(v.get("fidelity") or {}).get("sqnr_db") for v in variants]
-    if any(x is not None for x in top1):
-        charts["fidelity"] = _bar("Top-1 agreement with PyTorch", labels, top1, " %", "{:.1f} %")
-        charts["fidelity"]["layout"]["yaxis"]["range"] = [0, 105]
-    elif any(x is not None for x in sqnr):
-        charts["fidelity"] = _bar("Output SQNR vs PyTorch", labels, sqnr, " dB", "{:.1f} dB")
-    return charts

@@ -28,6 +28,7 @@ PREPROCESS_CHOICES = [
     ("yolo", "yolo: letterbox, [0, 1]"),
 ]
 CHECKPOINT_SUFFIXES = (".pth", ".pt", ".pt2")
+MAX_LABELS_UPLOAD = 1024 * 1024
 
 
 def _mb(n: int) -> str:
@@ -193,6 +194,11 @@ class CheckpointForm(forms.Form):
     architecture_file = forms.FileField(required=False, label="Architecture .py (optional)")
     input_shape = forms.CharField(initial="1,3,224,224", help_text="N,C,H,W")
     preprocess = forms.ChoiceField(choices=PREPROCESS_CHOICES, initial="imagenet")
+    labels = forms.FileField(
+        required=False, label="Labels file (optional)",
+        help_text="A text file, one class name per line in output order; without one, labeled accuracy maps the "
+        "sorted class folders to outputs 0, 1, 2, …",
+    )  # fmt: skip
     trusted = forms.BooleanField(
         required=False,
         help_text="Staff only: allow full unpickling and the uploaded .py to run. Only for files you trust.",
@@ -226,6 +232,22 @@ class CheckpointForm(forms.Form):
             raise forms.ValidationError("The architecture file must be a .py file.")
         if f.size > settings.QUANTWEB_MAX_ARCHITECTURE_UPLOAD:
             raise forms.ValidationError("The architecture file is larger than 1 MB; is it really source code?")
+        return f
+
+    def clean_labels(self):
+        f = self.cleaned_data.get("labels")
+        if f is None:
+            return None
+        if f.size > MAX_LABELS_UPLOAD:
+            raise forms.ValidationError("The labels file is larger than 1 MB; it should hold one class name a line.")
+        try:
+            text = f.read().decode("utf-8")
+        except UnicodeDecodeError:
+            raise forms.ValidationError("The labels file is not UTF-8 text (one class name per line).") from None
+        finally:
+            f.seek(0)
+        if not any(line.strip() for line in text.splitlines()):
+            raise forms.ValidationError("The labels file is empty; it needs one class name per line.")
         return f
 
     def clean_input_shape(self) -> list[int]:
@@ -269,5 +291,7 @@ class CheckpointForm(forms.Form):
             ckpt.record_file_digest()
         if d.get("architecture_file"):
             ckpt.architecture_file.save(d["architecture_file"].name, d["architecture_file"], save=False)
+        if d.get("labels"):
+            ckpt.labels.save(d["labels"].name, d["labels"], save=False)
         ckpt.save()
         return ckpt

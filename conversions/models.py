@@ -20,6 +20,7 @@ from django.conf import settings
 from django.core.validators import RegexValidator
 from django.db import models, transaction
 from django.db.models import F, Value
+from django.db.models.fields.json import KeyTransform
 from django.db.models.functions import Concat
 from django.urls import reverse
 from django.utils import timezone
@@ -149,6 +150,12 @@ class Checkpoint(models.Model):
     input_shape = models.JSONField(default=list)
     preprocess = models.CharField(max_length=30, default="imagenet")
     preprocess_overrides = models.JSONField(default=dict, blank=True)
+    labels = models.FileField(
+        upload_to=checkpoint_upload_to,
+        max_length=500,
+        blank=True,
+        help_text="Class names, one per line in output order: maps class folders to outputs for labeled accuracy.",
+    )
     sha256 = models.CharField(max_length=64, blank=True)
     size_bytes = models.BigIntegerField(default=0)
     trusted = models.BooleanField(
@@ -197,6 +204,18 @@ class Checkpoint(models.Model):
             trust_checkpoint=self.trusted,
         )
 
+    def label_names(self, limit: int | None = None) -> list[str]:
+        """The labels file's class names (the first ``limit``); empty without a file or if it went missing."""
+        if not self.labels:
+            return []
+        try:
+            with self.labels.open("rb") as fh:
+                lines = fh.read().decode("utf-8", errors="replace").splitlines()
+        except FileNotFoundError:
+            return []
+        names = [line.strip() for line in lines if line.strip()]
+        return names[:limit] if limit is not None else names
+
     def record_file_digest(self) -> None:
         if self.file:
             self.sha256 = file_sha256(Path(self.file.path))
@@ -207,6 +226,14 @@ class RunQuerySet(models.QuerySet):
     def for_list(self) -> "RunQuerySet":
         """What the history page reads: plain columns only, never the report, log or config JSON."""
         return self.select_related("created_by").only(*ConversionRun.LIST_FIELDS, "created_by__username")
+
+    def for_compare(self) -> "RunQuerySet":
+        """What the compare page reads: the settings columns plus, from the report, only its variants and
+        PyTorch's accuracy (not the disagreement thumbnails); never the log or config."""
+        return self.only(*ConversionRun.COMPARE_FIELDS).annotate(
+            report_variants=KeyTransform("variants", "report"),
+            pytorch_accuracy=KeyTransform("accuracy", KeyTransform("pytorch", "report")),
+        )
 
     def active(self) -> "RunQuerySet":
         return self.filter(status__in=ConversionRun.ACTIVE)
@@ -280,6 +307,11 @@ class ConversionRun(models.Model):
         "id", "status", "stage", "progress", "model_name", "model_version", "dataset_name", "variants",
         "primary_variant", "size_bytes", "size_ratio", "top1_agreement", "sqnr_db", "latency_ms", "duration_s",
         "created", "started", "finished", "source", "created_by",
+    )  # fmt: skip
+
+    COMPARE_FIELDS = (
+        "id", "status", "model_name", "model_version", "checkpoint", "dataset", "dataset_name", "variants",
+        "num_calib_samples", "seed", "preprocess", "created", "duration_s", "error",
     )  # fmt: skip
 
     class Meta:
@@ -360,6 +392,7 @@ class ConversionRun(models.Model):
             seed=seed,
             preprocess=preprocess,
             preprocess_overrides=dict(checkpoint.preprocess_overrides or {}),
+            labels_file=checkpoint.labels.path if checkpoint.labels else None,
         )
         return ExportConfig(model=checkpoint.model_spec(), data=data, variants=variants)
 

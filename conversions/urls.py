@@ -7,6 +7,7 @@ app_name = "conversions"
 urlpatterns = [
     path("", views.history, name="history"),
     path("runs/new/", views.new_run, name="run_new"),
+    path("runs/compare/", views.run_compare, name="run_compare"),
     path("runs/<int:pk>/", views.run_detail, name="run"),
     path("runs/<int:pk>/status.json", views.run_status, name="run_status"),
     path("runs/<int:pk>/cancel/", views.cancel_run, name="run_cancel"),

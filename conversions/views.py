@@ -12,8 +12,8 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 from redis.exceptions import RedisError
 
-from conversions import jobs
-from conversions.charts import run_charts
+from conversions import jobs, report_display
+from conversions.charts import compare_charts, layer_error_chart, run_charts
 from conversions.engine.errors import QuantwebError
 from conversions.forms import CheckpointForm, DatasetForm, NewRunForm
 from conversions.models import VARIANT_CHOICES, Artifact, Checkpoint, ConversionRun, Dataset, media_absolute
@@ -21,6 +21,7 @@ from conversions.runs import reap_dead_runs
 
 logger = logging.getLogger("quantweb.conversions")
 PAGE_SIZE = 50
+MAX_COMPARE = 20
 
 
 def _reap(request: HttpRequest) -> None:
@@ -56,8 +57,10 @@ def history(request: HttpRequest) -> HttpResponse:
         runs = runs.filter(created_by__username=filters["user"])
     page = Paginator(runs, PAGE_SIZE).get_page(request.GET.get("page"))
     query = "&".join(f"{k}={v}" for k, v in filters.items() if v)
+    selected, _ = _run_ids(request.GET.getlist("selected"))
     context = {
         "page": page,
+        "selected": selected,
         "filters": filters,
         "query": query,
         "statuses": ConversionRun.Status.choices,
@@ -81,38 +84,73 @@ def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
         _reap(request)
         run.refresh_from_db()
     report = run.report or {}
+    threads = report_display.latency_threads([report])
+    rows = report_display.variant_rows(report, threads)
+    details = report_display.variant_details(report)
+    layer_charts = {}
+    for detail in details:
+        chart = layer_error_chart(detail["variant"], detail.pop("all_layers"))
+        if chart:
+            detail["layer_chart"] = f"layers-{detail['variant']}"
+            layer_charts[detail["layer_chart"]] = chart
     context = {
         "run": run,
         "report": report,
         "artifacts": list(run.artifacts.all()),
-        "variant_rows": _variant_rows(report),
+        "threads": threads,
+        "variant_rows": rows,
+        "columns": report_display.table_columns(rows),
         "charts": run_charts(report),
+        "layer_charts": layer_charts,
+        "details": details,
+        "disagreements": report_display.disagreements(report),
         "calibration_files": _calibration_files(report),
         "log_tail": run.log[-20000:],
     }
     return render(request, "conversions/run_detail.html", context)
 
 
-def _variant_rows(report: dict) -> list[dict]:
-    rows = []
-    for v in report.get("variants") or []:
-        fid = v.get("fidelity") or {}
-        lat = v.get("latency_ms") or {}
-        first = lat.get("1") or (lat[sorted(lat)[0]] if lat else {})
-        rows.append({
-            "variant": "float32" if v["variant"] == "none" else v["variant"],
-            "size_bytes": v.get("size_bytes"),
-            "size_ratio": v.get("size_ratio"),
-            "latency_median": first.get("median"),
-            "latency_p90": first.get("p90"),
-            "top1": fid.get("top1_agreement"),
-            "top5": fid.get("top5_agreement"),
-            "sqnr": fid.get("sqnr_db"),
-            "fully_integer": v.get("fully_integer"),
-            "float_ops": v.get("float_ops") or [],
-            "accuracy": v.get("accuracy"),
-        })  # fmt: skip
-    return rows
+def run_compare(request: HttpRequest) -> HttpResponse:
+    """``/runs/compare/?ids=3,5,8`` (or ``ids=3&ids=5``): the variants of several runs side by side, in one
+    query that reads the report's variants and PyTorch accuracy, never the log or the config."""
+    ids, bad = _run_ids(request.GET.getlist("ids"))
+    if bad:
+        messages.warning(request, f"Ignored {', '.join(bad)}: run ids are numbers.")
+    if len(ids) > MAX_COMPARE:
+        messages.warning(request, f"Comparing the first {MAX_COMPARE} of the {len(ids)} runs asked for.")
+        ids = ids[:MAX_COMPARE]
+    runs = list(ConversionRun.objects.for_compare().filter(pk__in=ids).order_by("pk"))
+    missing = sorted(set(ids) - {r.pk for r in runs})
+    if missing:
+        messages.warning(request, f"No run {', '.join(f'#{pk}' for pk in missing)}.")
+    reports = [{"variants": r.report_variants, "pytorch": {"accuracy": r.pytorch_accuracy}} for r in runs]
+    threads = report_display.latency_threads(reports)
+    entries = []
+    for run, report in zip(runs, reports):
+        charted = run.status == ConversionRun.Status.SUCCEEDED and bool(report["variants"])
+        rows = report_display.variant_rows(report, threads) if charted else []
+        entries.append({"run": run, "report": report, "charted": charted, "rows": rows})
+    all_rows = [row for e in entries for row in e["rows"]]
+    context = {
+        "entries": entries,
+        "threads": threads,
+        "columns": report_display.table_columns(all_rows),
+        "charts": compare_charts((e["run"].pk, e["report"]) for e in entries if e["charted"]),
+        "ids": ",".join(str(r.pk) for r in runs),
+    }
+    return render(request, "conversions/compare.html", context)
+
+
+def _run_ids(values: list[str]) -> tuple[list[int], list[str]]:
+    """``["3,5", "8"]`` -> ``([3, 5, 8], [])``: ids in the order given, once each; what is not a number apart."""
+    ids: list[int] = []
+    bad: list[str] = []
+    for part in (p.strip() for value in values for p in value.split(",")):
+        if part.isdigit() and int(part) not in ids:
+            ids.append(int(part))
+        elif part and not part.isdigit():
+            bad.append(repr(part[:20]))
+    return ids, bad
 
 
 def _calibration_files(report: dict) -> list[str]:
@@ -247,7 +285,7 @@ def checkpoint_detail(request: HttpRequest, pk: int) -> HttpResponse:
     checkpoint = get_object_or_404(Checkpoint.objects.select_related("created_by"), pk=pk)
     versions = Checkpoint.objects.filter(name=checkpoint.name).only("id", "name", "version", "created")
     runs = ConversionRun.objects.for_list().filter(checkpoint=checkpoint)[:20]
-    context = {"checkpoint": checkpoint, "versions": versions, "runs": runs}
+    context = {"checkpoint": checkpoint, "versions": versions, "runs": runs, "labels": checkpoint.label_names()}
     return render(request, "conversions/checkpoint_detail.html", context)
 
 

@@ -2,3 +2,4 @@
 
 from data_fixtures import rd_flat, rd_imagefolder  # noqa: F401  (representative-data image trees)
 from benchmark_fixtures import benchmark_run  # noqa: F401  (a five-variant run of a small model)
+from portal_fixtures import portal_report  # noqa: F401  (a benchmark report for the run and compare pages)

@@ -28,6 +28,7 @@ def run(tmp_path, settings):
     ("conversions:history", []), ("conversions:run_new", []), ("conversions:datasets", []),
     ("conversions:dataset_new", []), ("conversions:checkpoints", []), ("conversions:checkpoint_new", []),
     ("conversions:run", ["RUN"]), ("conversions:run_status", ["RUN"]), ("conversions:download", ["ART", "FILE"]),
+    ("conversions:run_compare", []),
 ])  # fmt: skip
 def test_anonymous_users_are_sent_to_log_in(client, run, name, args):
     artifact = run.artifacts.get()

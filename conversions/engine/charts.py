@@ -54,8 +54,10 @@ def report_charts(series: list[tuple[str, dict[str, Any]]]) -> dict[str, dict[st
     labels = _series(series)
     colors = [COLORS.get(v.get("variant", ""), "#5b8def") for _, v in series]
     charts: dict[str, dict[str, Any]] = {}
-    sizes = [round(v["size_bytes"] / 1e6, 3) if v.get("size_bytes") else None for _, v in series]
-    charts["size"] = {"data": [_bar("size", labels, sizes, "{:.2f} MB", colors)], "layout": _layout("Model size", "MB", showlegend=False)}
+    raw = [v.get("size_bytes") for _, v in series]
+    unit, scale = ("MB", 1e6) if max((s or 0) for s in raw) >= 1e6 else ("KB", 1e3)
+    sizes = [round(s / scale, 3) if s else None for s in raw]
+    charts["size"] = {"data": [_bar("size", labels, sizes, "{:.2f} " + unit, colors)], "layout": _layout("Model size", unit, showlegend=False)}
 
     threads = sorted({t for _, v in series for t in (v.get("latency_ms") or {})}, key=int)
     if threads:
@@ -77,6 +79,9 @@ def report_charts(series: list[tuple[str, dict[str, Any]]]) -> dict[str, dict[st
         data.append(_bar("on confident images", labels, [f.get("confident_top1_agreement") for f in fid], "{:.1f}", "#2f9e6e"))
     if any(a.get("top1") is not None for a in acc):
         data.append(_bar("labeled top-1 accuracy", labels, [a.get("top1") for a in acc], "{:.1f}", "#e0913a"))
+    if any(a.get("map50_95") is not None for a in acc):
+        data.append(_bar("mAP@0.5", labels, [a.get("map50") for a in acc], "{:.1f}", "#2f6fdf"))
+        data.append(_bar("mAP@0.5:0.95", labels, [a.get("map50_95") for a in acc], "{:.1f}", "#e0913a"))
     if data:
         charts["fidelity"] = {"data": data, "layout": _layout("Agreement with PyTorch / accuracy", "%", barmode="group", yaxis={**LAYOUT["yaxis"], "range": [0, 110], "title": {"text": "%"}})}
     else:
@@ -84,14 +89,19 @@ def report_charts(series: list[tuple[str, dict[str, Any]]]) -> dict[str, dict[st
         charts["fidelity"] = {"data": [_bar("SQNR", labels, sq, "{:.1f} dB", colors)], "layout": _layout("Output SQNR vs PyTorch", "dB", showlegend=False)}
 
     use_acc = any(a.get("top1") is not None for a in acc)
-    y = [a.get("top1") for a in acc] if use_acc else [f.get("top1_agreement") if f.get("top1_agreement") is not None else f.get("sqnr_db") for f in fid]
-    y_title = "labeled top-1 accuracy %" if use_acc else ("top-1 agreement %" if any(f.get("top1_agreement") is not None for f in fid) else "SQNR dB")
+    use_map = not use_acc and any(a.get("map50_95") is not None for a in acc)
+    if use_acc or use_map:
+        y = [a.get("top1" if use_acc else "map50_95") for a in acc]
+        y_title = "labeled top-1 accuracy %" if use_acc else "mAP@0.5:0.95"
+    else:
+        y = [f.get("top1_agreement") if f.get("top1_agreement") is not None else f.get("sqnr_db") for f in fid]
+        y_title = "top-1 agreement %" if any(f.get("top1_agreement") is not None for f in fid) else "SQNR dB"
     charts["tradeoff"] = {
         "data": [{
             "type": "scatter", "mode": "markers+text", "x": sizes, "y": y, "text": labels, "textposition": "top center",
             "marker": {"size": 12, "color": colors},
         }],
-        "layout": _layout("Accuracy against size", y_title, showlegend=False, xaxis={"title": {"text": "size MB"}, "rangemode": "tozero"}),
+        "layout": _layout("Accuracy against size", y_title, showlegend=False, xaxis={"title": {"text": f"size {unit}"}, "rangemode": "tozero"}),
     }  # fmt: skip
     return charts
 

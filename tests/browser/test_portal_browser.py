@@ -48,7 +48,7 @@ def test_log_in_launch_watch_and_download(live_server, browser, screenshot, port
     samples.clear()
     samples.send_keys("8")
     browser.find_element(By.CSS_SELECTOR, "form.form button[type=submit]").click()
-    wait.until(EC.url_contains("/runs/"))
+    wait.until(EC.url_matches(r"/runs/\d+/$"))  # not /runs/new/, the page the form is on
     run = ConversionRun.objects.get()
     assert browser.current_url.endswith(run.get_absolute_url())
     assert "Queued" in browser.find_element(By.CSS_SELECTOR, "[data-status]").text
@@ -63,10 +63,13 @@ def test_log_in_launch_watch_and_download(live_server, browser, screenshot, port
     )
     run.refresh_from_db()
     assert run.status == "succeeded", run.error
-    wait.until(EC.presence_of_element_located((By.CSS_SELECTOR, "#chart-latency .main-svg")))
-    for chart in ("size", "latency", "fidelity"):
+    wait.until(EC.presence_of_element_located((By.CSS_SELECTOR, "#chart-tradeoff .main-svg")))
+    for chart in ("size", "latency"):
         bars = browser.find_elements(By.CSS_SELECTOR, f"#chart-{chart} .bars .point")
         assert len(bars) == 2, f"{chart} chart shows both variants"
+    traces = browser.execute_script("return document.getElementById('chart-fidelity').data.map(t => t.x)")
+    assert traces and all(x == ["float32", "int8"] for x in traces), "agreement and accuracy of both variants"
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#chart-tradeoff .scatterlayer .point")) == 2
     shot = screenshot("run-page")
     assert shot.stat().st_size > 10_000
 
