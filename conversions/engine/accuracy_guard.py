@@ -141,7 +141,8 @@ def build_int8(
         started = time.perf_counter()
         progress.stage("int8: per-layer error")
         ranking = _first_samples(stream, RANKING_SAMPLES)
-        layers = layer_errors(float_model, model, ranking[:LAYER_SAMPLES], graph.onnx_path, graph.input_layout)
+        # The calibrated model is the float graph under the very node names the quantizer matches denylists by.
+        layers = layer_errors(calibration.calibrated, model, ranking[:LAYER_SAMPLES], graph.onnx_path, graph.input_layout)
         extra["layer_errors"] = layers
         for line in summary_lines(layers, limit=len(layers["ops"]) if config.debug else 8):
             progress.log(line)
@@ -312,7 +313,7 @@ class Guard:
             return GuardOutcome(model, {"guard": info}, [], True)
 
         t0 = time.perf_counter()
-        units, all_ops, op_types = float_units(self.float_model)
+        units, all_ops, op_types = float_units(calibration.calibrated)
         base_score = self.score(model)
         ranked = self.rank(units, calibration, base_score, layers)
         seconds["ranking"] = round(time.perf_counter() - t0, 2)
