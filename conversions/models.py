@@ -473,13 +473,16 @@ class ConversionRun(models.Model):
         cancelled or reaped meanwhile (then nothing is stored)."""
         data = report.to_dict()
         primary = report.variants and _primary_variant(report)
+        # A run whose int8 missed its --max-drop budget is not a success, though its best attempt is kept
+        # (as *_over_budget.tflite) and listed so it can be inspected.
+        missed = report.budget_misses()
         fields: dict[str, Any] = dict(
-            status=self.Status.SUCCEEDED,
+            status=self.Status.FAILED if missed else self.Status.SUCCEEDED,
             report=data,
             stage="done",
             progress=1.0,
             config=config.to_dict(),
-            error="",
+            error=" ".join(missed),
             **self._end_fields(),
         )
         if primary:

@@ -117,3 +117,26 @@ def test_uploaded_architecture_code_needs_trust():
     ckpt.trusted = True
     assert ckpt.launchable
     assert ckpt.model_spec().trust_checkpoint is True
+
+
+def test_a_run_whose_int8_missed_its_budget_is_failed_with_the_best_attempt_kept(run, tmp_path):
+    from conversions.engine.results import ExportReport, Fidelity, VariantReport
+
+    best = tmp_path / "m_int8_over_budget.tflite"
+    best.write_bytes(b"tflite")
+    guard = {"budget_met": False, "message": "int8 missed the budget (drop 4.0 > 1.0 points) even with fallback."}
+    variant = VariantReport(
+        variant="int8", output=str(best), size_bytes=6, sha256="0" * 64, float32_size_bytes=24, size_ratio=0.25,
+        input={}, output_details={}, latency_ms={}, fidelity=Fidelity(10, 90.0, 5, 80.0, 100.0, 12.0),
+        fully_integer=True, extra={"guard": guard},
+    )
+    report = ExportReport(
+        model={"name": "m"}, variants=[variant], pytorch={}, calibration={}, evaluation={}, dataset=None,
+        conversion_route={}, timings_s={}, versions={},
+    )
+    run.start("w")
+    assert run.finish(report, run.export_config()) is True
+    run.refresh_from_db()
+    assert run.status == "failed"
+    assert "missed the budget" in run.error and str(best) in run.error
+    assert [a.variant for a in run.artifacts.all()] == ["int8"]

@@ -72,6 +72,15 @@ class ExportReport:
     warnings: list[str] = field(default_factory=list)
     intermediate_files: dict[str, str] = field(default_factory=dict)
 
+    def budget_misses(self) -> list[str]:
+        """One message per variant whose accuracy guard could not meet ``--max-drop`` (its file is then
+        written as ``*_over_budget.tflite``); empty when every budget held or none was set."""
+        return [
+            f"{v.extra['guard'].get('message', 'the accuracy budget was missed')} Best attempt: {v.output}."
+            for v in self.variants
+            if (v.extra.get("guard") or {}).get("budget_met") is False
+        ]
+
     def variant(self, name: str) -> VariantReport:
         for v in self.variants:
             if v.variant == name:

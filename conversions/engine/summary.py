@@ -81,6 +81,10 @@ def format_summary(report: ExportReport) -> str:
     for v in report.variants:
         if v.float_ops and v.variant in ("int8", "int16x8"):
             lines.append(f"{v.variant}: {len(v.float_ops)} op(s) compute in float: {', '.join(v.float_ops[:5])}")
+    for v in report.variants:
+        guard = v.extra.get("guard") if v.extra else None
+        if guard and guard.get("message"):
+            lines.append(f"{v.variant} accuracy guard: {guard['message']}")
     if report.warnings:
         lines.append("")
         lines.extend(f"note: {w}" for w in report.warnings)

@@ -141,9 +141,9 @@ class Command(BaseCommand):
         from conversions.engine.summary import format_summary
 
         self.stdout.write(format_summary(report))
-        missed = [v for v in report.variants if (v.extra.get("guard") or {}).get("budget_met") is False]
+        missed = report.budget_misses()
         if missed:  # the file was written as <name>_over_budget.tflite; the exit status says so too
-            raise CommandError(f"{missed[0].extra['guard']['message']} Wrote {missed[0].output}.")
+            raise CommandError(" ".join(missed))
 
     def run_conversion(self, config: ExportConfig, progress: TerminalProgress, record: bool):
         if not record:
