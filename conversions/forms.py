@@ -9,9 +9,17 @@ from django import forms
 from django.conf import settings
 from django.db import IntegrityError, transaction
 
-from conversions.engine.config import CALIBRATED_VARIANTS, parse_input_shape
+from conversions.engine.config import CALIBRATED_VARIANTS, CALIBRATION_METHODS, DEFAULT_CALIBRATION, parse_input_shape
 from conversions.engine.errors import QuantwebError
-from conversions.models import VARIANT_CHOICES, Checkpoint, ConversionRun, Dataset, media_relative, name_validator
+from conversions.models import (
+    VARIANT_CHOICES,
+    Checkpoint,
+    ConversionRun,
+    Dataset,
+    RunSettings,
+    media_relative,
+    name_validator,
+)
 from conversions.uploads import (
     ARCHIVE_SUFFIXES,
     UnsafeArchive,
@@ -55,6 +63,21 @@ class NewRunForm(forms.Form):
     )
     seed = forms.IntegerField(initial=0, min_value=0, max_value=2**31 - 1, help_text="Seeds the sampling.")
 
+    num_eval_samples = forms.IntegerField(
+        label="Held-out samples", min_value=1, max_value=10_000, initial=100, required=False,
+        help_text="Images not used for calibration, on which every variant is checked against PyTorch.",
+    )  # fmt: skip
+    calibration_method = forms.ChoiceField(
+        choices=[(m, m) for m in CALIBRATION_METHODS], initial=DEFAULT_CALIBRATION, label="Activation ranges",
+        required=False,
+        help_text="How int8 activation ranges are chosen from the calibration statistics.",
+    )  # fmt: skip
+    max_drop = forms.FloatField(
+        required=False, min_value=0, label="Accuracy budget (points)",
+        help_text="int8 may lose at most this many points of top-1 agreement with PyTorch on confidently "
+        "classified held-out images (or of labeled accuracy); layers are kept in float until it holds.",
+    )  # fmt: skip
+
     def clean_checkpoint(self) -> Checkpoint:
         checkpoint = self.cleaned_data["checkpoint"]
         if not checkpoint.launchable:
@@ -74,11 +97,16 @@ class NewRunForm(forms.Form):
     def launch(self, user) -> ConversionRun:
         d = self.cleaned_data
         order = [v for v, _ in VARIANT_CHOICES]
-        variants = tuple(sorted(d["variants"], key=order.index))
-        return ConversionRun.launch(
-            d["checkpoint"], d["dataset"], variants, num_calib_samples=d["num_calib_samples"],
-            preprocess=d["preprocess"] or d["checkpoint"].preprocess, seed=d["seed"], user=user,
-        )  # fmt: skip
+        run_settings = RunSettings(
+            variants=tuple(sorted(d["variants"], key=order.index)),
+            num_calib_samples=d["num_calib_samples"],
+            num_eval_samples=d["num_eval_samples"] or RunSettings.num_eval_samples,
+            preprocess=d["preprocess"] or d["checkpoint"].preprocess,
+            seed=d["seed"],
+            calibration_method=d["calibration_method"] or DEFAULT_CALIBRATION,
+            max_drop=d["max_drop"],
+        )
+        return ConversionRun.launch(d["checkpoint"], d["dataset"], run_settings, user=user)
 
 
 class DatasetForm(forms.Form):

@@ -12,6 +12,7 @@ import hashlib
 import logging
 import os
 import socket
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,7 +26,15 @@ from django.db.models.functions import Concat
 from django.urls import reverse
 from django.utils import timezone
 
-from conversions.engine.config import CALIBRATED_VARIANTS, VARIANTS, DataSpec, ExportConfig, ModelSpec, parse_variants
+from conversions.engine.config import (
+    CALIBRATED_VARIANTS,
+    DEFAULT_CALIBRATION,
+    VARIANTS,
+    DataSpec,
+    ExportConfig,
+    ModelSpec,
+    parse_variants,
+)
 
 if TYPE_CHECKING:
     from conversions.engine.results import ExportReport
@@ -239,6 +248,32 @@ class RunQuerySet(models.QuerySet):
         return self.filter(status__in=ConversionRun.ACTIVE)
 
 
+@dataclass(frozen=True)
+class RunSettings:
+    """What the new-run form asks for, parsed once; ``ConversionRun.build_portal_config`` makes it the engine's
+    ``ExportConfig`` and a re-run reads it back from that config."""
+
+    variants: tuple[str, ...] = ("int8",)
+    num_calib_samples: int = 100
+    num_eval_samples: int = 100
+    preprocess: str = "imagenet"
+    seed: int = 0
+    calibration_method: str = DEFAULT_CALIBRATION
+    max_drop: float | None = None
+
+    @classmethod
+    def from_config(cls, config: ExportConfig) -> "RunSettings":
+        return cls(
+            variants=config.variants,
+            num_calib_samples=config.data.num_calib_samples,
+            num_eval_samples=config.data.num_eval_samples,
+            preprocess=config.data.preprocess,
+            seed=config.data.seed,
+            calibration_method=config.calibration_method,
+            max_drop=config.max_drop,
+        )
+
+
 class ConversionRun(models.Model):
     """One conversion: what was asked, who asked, where it ran, what happened and what it produced."""
 
@@ -376,47 +411,42 @@ class ConversionRun(models.Model):
 
     @classmethod
     def build_portal_config(
-        cls,
-        checkpoint: Checkpoint,
-        dataset: Dataset | None,
-        variants: tuple[str, ...],
-        num_calib_samples: int,
-        preprocess: str,
-        seed: int,
+        cls, checkpoint: Checkpoint, dataset: Dataset | None, run_settings: RunSettings
     ) -> ExportConfig:
         data = DataSpec(
             dataset_dir=str(dataset.folder) if dataset else None,
             dataset_type=dataset.dataset_type if dataset else "auto",
-            num_calib_samples=num_calib_samples,
-            num_eval_samples=min(num_calib_samples, 100),
-            seed=seed,
-            preprocess=preprocess,
+            num_calib_samples=run_settings.num_calib_samples,
+            num_eval_samples=run_settings.num_eval_samples,
+            seed=run_settings.seed,
+            preprocess=run_settings.preprocess,
             preprocess_overrides=dict(checkpoint.preprocess_overrides or {}),
             labels_file=checkpoint.labels.path if checkpoint.labels else None,
         )
-        return ExportConfig(model=checkpoint.model_spec(), data=data, variants=variants)
+        return ExportConfig(
+            model=checkpoint.model_spec(),
+            data=data,
+            variants=run_settings.variants,
+            # A benchmark run (several variants) is timed at 1 and 2 threads, as on the command line.
+            latency_threads=(1, 2) if len(run_settings.variants) > 1 else (1,),
+            calibration_method=run_settings.calibration_method,
+            max_drop=run_settings.max_drop,
+        )
 
     @classmethod
     def launch(
-        cls,
-        checkpoint: Checkpoint,
-        dataset: Dataset | None,
-        variants: tuple[str, ...],
-        num_calib_samples: int = 100,
-        preprocess: str = "imagenet",
-        seed: int = 0,
-        user=None,
+        cls, checkpoint: Checkpoint, dataset: Dataset | None, run_settings: RunSettings, user=None
     ) -> "ConversionRun":
         """Records a portal run and enqueues it once the row is committed; returns at once."""
-        config = cls.build_portal_config(checkpoint, dataset, variants, num_calib_samples, preprocess, seed)
+        config = cls.build_portal_config(checkpoint, dataset, run_settings)
         with transaction.atomic():
             run = cls.objects.create(
                 checkpoint=checkpoint,
                 dataset=dataset,
-                variants=",".join(variants),
-                num_calib_samples=num_calib_samples,
-                preprocess=preprocess,
-                seed=seed,
+                variants=",".join(run_settings.variants),
+                num_calib_samples=run_settings.num_calib_samples,
+                preprocess=run_settings.preprocess,
+                seed=run_settings.seed,
                 config=config.to_dict(),
                 created_by=user,
                 source=cls.Source.PORTAL,
@@ -432,10 +462,7 @@ class ConversionRun(models.Model):
         """A new run with the same checkpoint, dataset and settings (runs are never re-used)."""
         if self.checkpoint is None:
             raise ValueError("only portal runs (with a registered checkpoint) can be re-run from the portal")
-        return type(self).launch(
-            self.checkpoint, self.dataset, tuple(self.variant_list), self.num_calib_samples, self.preprocess,
-            self.seed, user=user,
-        )  # fmt: skip
+        return type(self).launch(self.checkpoint, self.dataset, RunSettings.from_config(self.export_config()), user=user)
 
     def enqueue(self) -> None:
         """Enqueues the RQ job in ``on_commit``, so no worker can pick up a run whose row it cannot see."""

@@ -17,7 +17,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
 from conversions import jobs
-from conversions.models import Checkpoint, ConversionRun, Dataset
+from conversions.models import Checkpoint, ConversionRun, Dataset, RunSettings
 from conversions.testing import WorkerPool, kill_worker, purge_queue, register_tiny, wait_for, write_image_folder, write_tiny_model, zip_folder
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
@@ -53,7 +53,7 @@ def tiny(tmp_path, media, admin_user):
 
 
 def _launch(ckpt, ds, user, variants=("int8",)) -> ConversionRun:
-    return ConversionRun.launch(ckpt, ds, variants, num_calib_samples=8, user=user)
+    return ConversionRun.launch(ckpt, ds, RunSettings(tuple(variants), num_calib_samples=8), user=user)
 
 
 def _finish(proc: subprocess.Popen, log: Path, timeout: float = RUN_TIMEOUT) -> None:

@@ -9,7 +9,7 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
-from conversions.models import Checkpoint, ConversionRun, Dataset
+from conversions.models import Checkpoint, ConversionRun, Dataset, RunSettings
 from conversions.testing import record_benchmark_runs
 
 pytestmark = pytest.mark.django_db
@@ -138,7 +138,7 @@ def test_a_labels_file_uploaded_with_the_checkpoint_reaches_the_run_config(user_
     assert ckpt.label_names() == ["tench", "goldfish", "shark"]
     page = user_client.get(ckpt.get_absolute_url()).content.decode()
     assert "3 classes in output order" in page and "0 tench, 1 goldfish, 2 shark" in page
-    config = ConversionRun.build_portal_config(ckpt, None, ("float16",), 10, "imagenet", 0)
+    config = ConversionRun.build_portal_config(ckpt, None, RunSettings(("float16",), num_calib_samples=10))
     assert config.data.labels_file == ckpt.labels.path
     assert json.loads(json.dumps(config.to_dict()))["data"]["labels_file"] == ckpt.labels.path
 

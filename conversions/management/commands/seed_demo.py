@@ -10,7 +10,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
 from conversions.engine.errors import QuantwebError
-from conversions.models import Checkpoint, ConversionRun, Dataset, media_relative
+from conversions.models import Checkpoint, ConversionRun, Dataset, RunSettings, media_relative
 
 DEMO_MODEL = "efficientnet-lite0"
 DEMO_DATASET = "demo-photos"
@@ -58,5 +58,5 @@ class Command(BaseCommand):
             if existing:
                 self.stdout.write(f"demo run {existing.pk} is {existing.status}")
             else:
-                new = ConversionRun.launch(checkpoint, dataset, ("int8",), num_calib_samples=samples, user=user)
+                new = ConversionRun.launch(checkpoint, dataset, RunSettings(("int8",), num_calib_samples=samples), user=user)
                 self.stdout.write(f"launched demo run {new.pk} (int8); the worker picks it up")
