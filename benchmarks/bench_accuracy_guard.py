@@ -37,7 +37,7 @@ from conversions.engine.config import DataSpec, ExportConfig, ModelSpec  # noqa:
 from conversions.engine.layer_debug import layer_errors  # noqa: E402
 from conversions.engine.model_loading import load_model  # noqa: E402
 from conversions.engine.onnx_export import export_onnx  # noqa: E402
-from conversions.engine.pipeline import _calibration_stream, prepare_data, run_export  # noqa: E402
+from conversions.engine.pipeline import calibration_stream, prepare_data, run_export  # noqa: E402
 from conversions.engine.progress import NullProgress  # noqa: E402
 from conversions.engine.tf_convert import convert_to_tf, set_quiet_tf_logging, to_tf_layout  # noqa: E402
 from conversions.engine.tflite_export import convert_variant  # noqa: E402
@@ -83,7 +83,7 @@ def bench_ranges(name: str, spec: ModelSpec, seeds: list[int], workdir: Path) ->
         if graph is None:
             onnx_path = export_onnx(loaded.module, loaded.input_shape, workdir / f"{spec.name}.onnx")
             graph = convert_to_tf(onnx_path, workdir, data.evaluation.inputs_nchw)
-        stream = _calibration_stream(data, graph.input_layout)
+        stream = calibration_stream(data, graph.input_layout)
         with torch.no_grad():
             x = data.evaluation.inputs_nchw
             ref = torch.cat([loaded.module(torch.from_numpy(x[i : i + 16])) for i in range(0, len(x), 16)]).numpy()
@@ -127,7 +127,7 @@ def bench_ranking(spec: ModelSpec, workdir: Path, counts: tuple[int, ...] = (2, 
     data = prepare_data(config, loaded, NullProgress())
     graph = convert_to_tf(export_onnx(loaded.module, loaded.input_shape, workdir / "rank.onnx"), workdir,
                           data.evaluation.inputs_nchw)
-    stream = _calibration_stream(data, graph.input_layout)
+    stream = calibration_stream(data, graph.input_layout)
     float_model = convert_variant(graph.concrete_function, "none")[0]
     cal = cr.calibrate(graph.concrete_function, stream, "minmax")
     base = cr.quantize(cal.model)

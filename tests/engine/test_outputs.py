@@ -28,7 +28,7 @@ def test_failure_after_conversion_leaves_no_output_or_partial_file(
     def broken_verify(*args, **kwargs):
         raise RuntimeError("verification blew up")
 
-    monkeypatch.setattr(pipeline, "_verify", broken_verify)
+    monkeypatch.setattr(pipeline, "verify_variants", broken_verify)
     out = tmp_path / "out"
 
     with pytest.raises(RuntimeError, match="verification blew up"):

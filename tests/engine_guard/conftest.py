@@ -86,7 +86,7 @@ def spiky_graph(spiky_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory
     """The planted model as a TF graph plus its calibration stream, for tests of the stages one by one."""
     from conversions.engine.model_loading import load_model
     from conversions.engine.onnx_export import export_onnx
-    from conversions.engine.pipeline import _calibration_stream, prepare_data
+    from conversions.engine.pipeline import calibration_stream, prepare_data
     from conversions.engine.progress import NullProgress
     from conversions.engine.tf_convert import convert_to_tf, set_quiet_tf_logging, to_tf_layout
 
@@ -97,6 +97,6 @@ def spiky_graph(spiky_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory
     data = prepare_data(config, loaded, NullProgress())
     onnx_path = export_onnx(loaded.module, loaded.input_shape, work / "spiky.onnx")
     graph = convert_to_tf(onnx_path, work, data.evaluation.inputs_nchw)
-    stream = _calibration_stream(data, graph.input_layout)
+    stream = calibration_stream(data, graph.input_layout)
     calibration = np.concatenate([s[0] for s in stream()])
     return SpikyGraph(graph, stream, calibration, to_tf_layout(data.evaluation.inputs_nchw, graph.input_layout))

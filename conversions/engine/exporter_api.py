@@ -1,0 +1,101 @@
+"""``ModelExporter``: the script-era API, a thin layer over the engine functions ``export_models`` uses."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import numpy as np
+
+from . import atomic
+from .config import DataSpec, ExportConfig, ModelSpec
+from .model_loading import LoadedModel, load_model
+from .onnx_export import export_onnx
+from .results import ExportReport
+from .tf_convert import TFGraph, convert_to_tf, set_quiet_tf_logging
+from .tflite_export import convert_variant
+
+
+class ModelExporter:
+    """The script-era API over the same engine functions the command uses.
+
+    >>> exp = ModelExporter("model.pth", model="mypkg.models:build", input_shape=(1, 3, 224, 224))
+    >>> exp.export_to_tflite(output_path="model_int8.tflite", quantize="int8", representative_data_gen=gen)
+    """
+
+    def __init__(
+        self,
+        checkpoint: str | Path | None,
+        model: str | None = None,
+        input_shape: tuple[int, ...] = (1, 3, 224, 224),
+        model_kwargs: dict[str, Any] | None = None,
+        trust_checkpoint: bool = False,
+        force: bool = False,
+    ) -> None:
+        self.spec = ModelSpec(
+            checkpoint=str(checkpoint) if checkpoint else None,
+            model=model,
+            model_kwargs=dict(model_kwargs or {}),
+            input_shape=tuple(input_shape),
+            trust_checkpoint=trust_checkpoint,
+        )
+        self.force = force
+        self._loaded: LoadedModel | None = None
+        self._graphs: dict[Path, TFGraph] = {}
+        self._workdir = Path(tempfile.mkdtemp(prefix="quantweb-exporter-"))
+
+    def load_checkpoint(self):
+        if self._loaded is None:
+            self._loaded = load_model(self.spec)
+        return self._loaded.module
+
+    def export_to_onnx(self, path: str | Path) -> Path:
+        self.load_checkpoint()
+        path = Path(path)
+        atomic.check_writable(path, self.force)
+        tmp = export_onnx(self._loaded.module, self._loaded.input_shape, self._workdir / path.name)
+        atomic.copy_file_atomic(tmp, path, force=self.force)
+        return path
+
+    def export_to_tflite(
+        self,
+        onnx_path: str | Path | None = None,
+        output_path: str | Path = "model.tflite",
+        quantize: str = "int8",
+        representative_data_gen: Callable[[], Iterable[list[np.ndarray]]] | None = None,
+        io_type: str = "float32",
+    ) -> Path:
+        output_path = Path(output_path)
+        atomic.check_writable(output_path, self.force)
+        if onnx_path is None:
+            onnx_path = self.export_to_onnx(self._workdir / f"{self.spec.name}.onnx")
+        graph = self._graph(Path(onnx_path))
+        data, _ = convert_variant(graph.concrete_function, quantize, representative_data_gen, io_type=io_type)
+        atomic.write_bytes_atomic(output_path, data, force=self.force)
+        return output_path
+
+    def export_all(
+        self, output_dir: str | Path, dataset_dir: str | Path | None = None, variants: tuple[str, ...] = ("none", "float16", "dynamic", "int8"), **data_kwargs: Any
+    ) -> ExportReport:
+        config = ExportConfig(
+            model=self.spec,
+            data=DataSpec(dataset_dir=str(dataset_dir) if dataset_dir else None, **data_kwargs),
+            variants=variants,
+            output_dir=str(output_dir),
+            formats=("all",),
+            force=self.force,
+        )
+        from .pipeline import run_export  # the full pipeline imports this module
+
+        return run_export(config)
+
+    def _graph(self, onnx_path: Path) -> TFGraph:
+        if onnx_path not in self._graphs:
+            set_quiet_tf_logging()
+            self._graphs[onnx_path] = convert_to_tf(onnx_path, self._workdir, None)
+        return self._graphs[onnx_path]
+
+    def close(self) -> None:
+        shutil.rmtree(self._workdir, ignore_errors=True)

@@ -1,0 +1,161 @@
+"""Verification of every built variant against PyTorch on the run's held-out inputs.
+
+Fidelity, labeled accuracy, integer-only audit and latency (interleaved across variants) per variant, plus a
+few images where the most quantized variant and PyTorch disagree.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .accuracy import labeled_accuracy, with_drop
+from .config import ExportConfig
+from .model_loading import LoadedModel
+from .outputs import variant_label
+from .progress import Progress
+from .results import VariantReport
+from .run_data import EvaluationSet, PreparedData, first_output
+from .tf_convert import TFGraph, to_tf_layout
+
+def verify_variants(
+    config: ExportConfig,
+    loaded: LoadedModel,
+    graph: TFGraph,
+    built: dict[str, bytes],
+    data: PreparedData,
+    outputs: dict[str, Path],
+    progress: Progress,
+) -> tuple[list[VariantReport], dict[str, Any]]:
+    import torch
+
+    from .verify import TFLiteModel, audit_ops, fidelity, measure_latencies, predict_many
+
+    eval_nchw = data.evaluation.inputs_nchw
+    step = 1 if loaded.route == "exported_program" else 16  # an exported program keeps its traced batch size
+    with torch.no_grad():
+        chunks = [loaded.module(torch.from_numpy(eval_nchw[i : i + step])) for i in range(0, len(eval_nchw), step)]
+    ref = np.concatenate([first_output(c).numpy() for c in chunks]).astype(np.float32)
+    eval_tf = to_tf_layout(eval_nchw, graph.input_layout)
+
+    wanted = ["none", *[v for v in config.variants if v != "none"]]
+    sample = eval_tf[:1]
+    latencies: dict[str, dict[str, Any]] = {v: {} for v in wanted}
+    for threads in config.latency_threads:
+        progress.log(f"timing {len(wanted)} models, {config.latency_runs} runs each, {threads} thread(s)")
+        stats = measure_latencies({v: built[v] for v in wanted}, sample, threads=threads, runs=config.latency_runs)
+        for v, s in stats.items():
+            latencies[v][str(threads)] = s
+
+    targets = data.evaluation.targets
+    pytorch_accuracy = labeled_accuracy(ref, targets) if targets is not None else None
+    float_size = len(built["none"])
+    reports = []
+    outputs_by_variant: dict[str, np.ndarray] = {}
+    for i, variant in enumerate(wanted):
+        progress.update(i / len(wanted), variant_label(variant))
+        model = TFLiteModel(built[variant])
+        out = _first_of(predict_many(model, eval_tf))
+        outputs_by_variant[variant] = out
+        fully_integer, float_ops, counts = audit_ops(built[variant])
+        io = model.io_description()
+        target = outputs.get(variant)
+        reports.append(
+            VariantReport(
+                variant=variant_label(variant),
+                output=str(target) if target else "",
+                size_bytes=len(built[variant]),
+                sha256=hashlib.sha256(built[variant]).hexdigest(),
+                float32_size_bytes=float_size,
+                size_ratio=round(len(built[variant]) / float_size, 4),
+                input={
+                    "shape": io["input"]["shape"],
+                    "dtype": io["input"]["dtype"],
+                    "layout": graph.input_layout,
+                    "scale": io["input"]["scale"],
+                    "zero_point": io["input"]["zero_point"],
+                    **_normalisation(data),
+                },
+                output_details={"outputs": io["outputs"]},
+                latency_ms=latencies[variant],
+                fidelity=fidelity(ref, out),
+                fully_integer=fully_integer,
+                float_ops=float_ops,
+                op_counts=counts,
+                accuracy=with_drop(labeled_accuracy(out, targets), pytorch_accuracy) if pytorch_accuracy else None,
+            )
+        )
+    # The float32 model is only reported as a variant when it was asked for; its figures stay the reference.
+    asked = {variant_label(v) for v in config.variants}
+    float_report = reports[0]
+    pytorch = {
+        "evaluation_samples": len(eval_nchw),
+        "float32_fidelity": {"sqnr_db": float_report.fidelity.sqnr_db} if float_report.fidelity else None,
+        "float32_latency_ms": {k: vars(v) for k, v in float_report.latency_ms.items()},
+        "float32_size_bytes": float_size,
+        "accuracy": pytorch_accuracy,
+        "disagreements": disagreement_examples(ref, outputs_by_variant, config.variants, data.evaluation),
+    }
+    return [r for r in reports if r.variant in asked], pytorch
+
+
+def disagreement_examples(
+    ref: np.ndarray, outputs: dict[str, np.ndarray], variants: tuple[str, ...], evaluation: EvaluationSet, limit: int = 6
+) -> dict[str, Any] | None:
+    """A few held-out images where the most quantized variant and PyTorch disagree, with both top-3."""
+    from .verify import is_classifier_output, top_k
+
+    quantized = [v for v in ("int8", "int16x8", "dynamic", "float16") if v in variants and v in outputs]
+    if not quantized or not is_classifier_output(ref) or not evaluation.files:
+        return None
+    variant = quantized[0]
+    out = outputs[variant]
+    differ = np.flatnonzero(ref.argmax(axis=1) != out.argmax(axis=1))[:limit]
+    names = evaluation.class_names
+
+    def named(pairs: list[tuple[int, float]]) -> list[dict[str, Any]]:
+        return [{"index": i, "name": names[i] if names and i < len(names) else str(i), "p": p} for i, p in pairs]
+
+    return {
+        "variant": variant_label(variant),
+        "count": int((ref.argmax(axis=1) != out.argmax(axis=1)).sum()),
+        "examples": [
+            {
+                "file": evaluation.files[i],
+                "thumbnail": _thumbnail_data_uri(evaluation.files[i]),
+                "pytorch_top3": named(top_k(ref[i])),
+                "variant_top3": named(top_k(out[i])),
+            }
+            for i in differ
+        ],
+    }
+
+
+def _thumbnail_data_uri(path: str, size: int = 112) -> str | None:
+    import base64
+    import io
+
+    from PIL import Image
+
+    try:
+        with Image.open(path) as img:
+            img = img.convert("RGB")
+            img.thumbnail((size, size))
+            buf = io.BytesIO()
+            img.save(buf, format="JPEG", quality=80)
+    except OSError:
+        return None
+    return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode()
+
+
+def _first_of(outs: list[np.ndarray]) -> np.ndarray:
+    return outs[0]
+
+
+def _normalisation(data: PreparedData) -> dict[str, Any]:
+    """How pixels become model input; ``pixel_scale`` so it never hides the input tensor's quantization ``scale``."""
+    spec = data.report.get("preprocess") or {}
+    return {"mean": spec.get("mean"), "std": spec.get("std"), "pixel_scale": spec.get("scale"), "preset": spec.get("preset")}
