@@ -115,10 +115,10 @@ class HeadPlan:
         """The original first output (numpy or torch) -> what the rewritten graph outputs."""
         if self.mode == "none":
             return [output]
+        coords = self._clipped(_take(output, self.channel_axis, 0, COORDINATE_CHANNELS))
         if self.mode == "split":
-            bounds = [0, *self.split_at, None]
-            return [_take(output, self.channel_axis, a, b) for a, b in zip(bounds, bounds[1:])]
-        coords = _take(output, self.channel_axis, 0, COORDINATE_CHANNELS)
+            bounds = [COORDINATE_CHANNELS, *self.split_at[1:], None]
+            return [coords, *(_take(output, self.channel_axis, a, b) for a, b in zip(bounds, bounds[1:]))]
         rest = _take(output, self.channel_axis, COORDINATE_CHANNELS, None)
         scale = _axis_vector(1.0 / np.asarray(self.coordinate_scale), output.ndim, self.channel_axis)
         if not isinstance(output, np.ndarray):
@@ -126,6 +126,16 @@ class HeadPlan:
 
             return [torch.cat([coords * torch.from_numpy(scale).to(coords.dtype), rest], self.channel_axis)]
         return [np.concatenate([coords * scale.astype(coords.dtype), rest], self.channel_axis)]
+
+    def _clipped(self, coords: Any) -> Any:
+        """cx, w into [0, W] and cy, h into [0, H], as the rewritten graph does before quantizing."""
+        h, w = self.input_size
+        upper = _axis_vector(np.array([w, h, w, h], dtype=np.float32), coords.ndim, self.channel_axis)
+        if isinstance(coords, np.ndarray):
+            return np.clip(coords, 0, upper.astype(coords.dtype))
+        import torch
+
+        return torch.minimum(coords, torch.from_numpy(upper).to(coords.dtype)).clamp(min=0)
 
     def merge(self, outputs: list[np.ndarray]) -> np.ndarray:
         """Exported outputs (from TFLite, any order, possibly channels-last) -> ``[B, 4 + nc (+ extras), N]`` px."""
@@ -340,22 +350,31 @@ def rewrite_head(
         node.input[:] = flat
     coords = [i for i in concat.inputs if i.is_coordinates]
     h, w = input_size
+    rank = len(graph.output[0].type.tensor_type.shape.dim)
+    renamed = {}
+    for i, inp in enumerate(coords):
+        # Boxes far outside the frame (low-score anchors) would otherwise set the int8 range of every box.
+        upper = numpy_helper.from_array(
+            _axis_vector(np.array([w, h, w, h], np.float32)[inp.start : inp.stop], rank, concat.axis), f"head_coord_max_{i}"
+        )
+        graph.initializer.append(upper)
+        graph.node.append(helper.make_node("Min", [inp.name, upper.name], [f"{inp.name}_capped"], name=f"head_cap_{i}"))
+        graph.node.append(helper.make_node("Relu", [f"{inp.name}_capped"], [f"{inp.name}_clipped"], name=f"head_clip_{i}"))
+        renamed[inp.name] = f"{inp.name}_clipped"
+    clip_note = f"cx, w clipped to 0..{w} and cy, h to 0..{h} (boxes outside the input frame)"
     if mode == "normalize":
         per_channel = np.array([1.0 / w, 1.0 / h, 1.0 / w, 1.0 / h], dtype=np.float32)
-        rank = len(graph.output[0].type.tensor_type.shape.dim)
-        renamed = {}
         for i, inp in enumerate(coords):
             const = numpy_helper.from_array(_axis_vector(per_channel[inp.start : inp.stop], rank, concat.axis), f"head_coord_scale_{i}")
             graph.initializer.append(const)
             scaled = f"{inp.name}_normalised"
-            graph.node.append(helper.make_node("Mul", [inp.name, const.name], [scaled], name=f"head_normalise_{i}"))
+            graph.node.append(helper.make_node("Mul", [renamed[inp.name], const.name], [scaled], name=f"head_normalise_{i}"))
             renamed[inp.name] = scaled
         node.input[:] = [renamed.get(n, n) for n in node.input]
         _topological_sort(graph)
         changes = [
-            f"{concat.describe()}: coordinate channels 0-{COORDINATE_CHANNELS - 1} multiplied by "
-            f"1/{w} (x, w) and 1/{h} (y, h) before the concat, so boxes and scores share one 0-1 int8 scale; "
-            "the decoder multiplies them back"
+            f"{concat.describe()}: {clip_note}, then multiplied by 1/{w} (x, w) and 1/{h} (y, h) before the concat, "
+            "so boxes and scores share one 0-1 int8 scale; the decoder multiplies them back"
         ]
     else:
         out_info = graph.output[0]
@@ -367,14 +386,15 @@ def rewrite_head(
         for label, group in zip(labels, groups):
             op = "Identity" if len(group) == 1 else "Concat"
             attrs = {} if op == "Identity" else {"axis": concat.axis}
-            graph.node.append(helper.make_node(op, [g.name for g in group], [label], name=f"head_{label}", **attrs))
+            names = [renamed.get(g.name, g.name) for g in group]
+            graph.node.append(helper.make_node(op, names, [label], name=f"head_{label}", **attrs))
             made.append(onnx.ValueInfoProto(name=label))
         others = [o for o in graph.output if o.name != out_info.name]
         del graph.output[:]
         graph.output.extend(made + others)
         _topological_sort(graph)
         parts = ", ".join(f"{label} (channels {a}-{b - 1})" for label, a, b in zip(labels, bounds, bounds[1:]))
-        changes = [f"{concat.describe()}: removed; {parts} are separate outputs, each with its own int8 scale"]
+        changes = [f"{concat.describe()}: removed; {parts} are separate outputs, each with its own int8 scale; {clip_note}"]
     model = onnx.shape_inference.infer_shapes(model)
     onnx.checker.check_model(model)
     onnx.save(model, str(target))

@@ -47,7 +47,10 @@ def _panel(image: Image.Image, det: Detections, names: list[str], title: str, fa
         x0, y0, x1, y1 = (float(v) * factor for v in box)
         draw.rectangle((x0, y0 + CAPTION_HEIGHT, x1, y1 + CAPTION_HEIGHT), outline=colour, width=2)
         name = names[int(cls)] if int(cls) < len(names) else str(int(cls))
-        draw.text((x0 + 2, y0 + CAPTION_HEIGHT + 1), f"{name} {score:.2f}", fill=colour)
+        label = f"{name} {score:.2f}"
+        left, top, right, bottom = draw.textbbox((x0 + 2, y0 + CAPTION_HEIGHT + 1), label)
+        draw.rectangle((left - 1, top - 1, right + 1, bottom + 1), fill=colour)
+        draw.text((x0 + 2, y0 + CAPTION_HEIGHT + 1), label, fill=(255, 255, 255))
     return canvas
 
 
