@@ -195,3 +195,32 @@ def test_a_nested_concat_with_extras_splits_into_boxes_scores_and_extras(tmp_pat
     assert np.allclose(plan.merge(rewritten)[:, 4:], original[:, 4:], atol=1e-4)
     assert np.allclose(plan.merge(rewritten)[:, :4], np.clip(original[:, :4], 0, INPUT_SIZE), atol=1e-4)
     assert "extras (channels 6-7)" in plan.changes[0]
+
+
+class ChannelsLast(nn.Module):
+    """A head that returns ``[B, anchors, 4 + nc]``: the concat is on the last axis."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 7, 8, 8)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        feat = self.conv(x).flatten(2).transpose(1, 2)
+        return torch.cat([feat[..., :4].abs() * 60, feat[..., 4:].sigmoid()], 2)
+
+
+@pytest.mark.parametrize("head", ["normalize", "split"])
+def test_a_channels_last_head_is_rewritten_on_its_last_axis(tmp_path, head):
+    torch.manual_seed(0)
+    loaded = loaded_model(ChannelsLast())
+    path = export_onnx(loaded.module, SHAPE, tmp_path / "last.onnx")
+    data = data_for()
+    plan = prepare_head("detect", config(head=head), loaded, data, path)
+    assert plan.channel_axis == 2 and plan.mode == head
+    x = data.evaluation.inputs_nchw[:1]
+    with torch.no_grad():
+        original = loaded.module(torch.from_numpy(x)).numpy().transpose(0, 2, 1)
+    merged = plan.merge(onnx_outputs(plan.onnx_path, x))
+    assert merged.shape == (1, 7, 256)
+    assert np.allclose(merged[:, 4:], original[:, 4:], atol=1e-4)
+    assert np.allclose(merged[:, :4], np.clip(original[:, :4], 0, INPUT_SIZE), atol=1e-3)
