@@ -64,9 +64,10 @@ def test_log_in_launch_watch_and_download(live_server, browser, screenshot, port
     run.refresh_from_db()
     assert run.status == "succeeded", run.error
     wait.until(EC.presence_of_element_located((By.CSS_SELECTOR, "#chart-tradeoff .main-svg")))
-    for chart in ("size", "latency"):
-        bars = browser.find_elements(By.CSS_SELECTOR, f"#chart-{chart} .bars .point")
-        assert len(bars) == 2, f"{chart} chart shows both variants"
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#chart-size .bars .point")) == 2, "size of both variants"
+    latency = browser.execute_script("return document.getElementById('chart-latency').data.map(t => [t.name, t.x])")
+    # A run of several variants is timed at 1 and 2 threads: one series per thread count, one bar per variant.
+    assert latency == [["1 thread", ["float32", "int8"]], ["2 threads", ["float32", "int8"]]]
     traces = browser.execute_script("return document.getElementById('chart-fidelity').data.map(t => t.x)")
     assert traces and all(x == ["float32", "int8"] for x in traces), "agreement and accuracy of both variants"
     assert len(browser.find_elements(By.CSS_SELECTOR, "#chart-tradeoff .scatterlayer .point")) == 2
