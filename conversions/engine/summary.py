@@ -37,6 +37,12 @@ def variant_row(v: VariantReport, float_latency: float | None) -> dict[str, str]
 
 def _accuracy_cells(v: VariantReport) -> dict[str, str]:
     acc = v.accuracy or {}
+    if acc.get("task") == "detect":
+        against = "labels" if acc.get("reference") == "labels" else "PyTorch boxes"
+        return {
+            f"mAP50 vs {against}": f"{acc['map50']:.1f} ({-acc['drop_map50']:+.1f})",
+            f"mAP50-95 vs {against}": f"{acc['map50_95']:.1f} ({-acc['drop_map50_95']:+.1f})",
+        }
     if acc.get("top1") is None:
         return {}
     return {

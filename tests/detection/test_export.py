@@ -93,11 +93,13 @@ def test_export_models_detects_a_yolo_dataset_and_reports_map(detector_checkpoin
     from . import synthetic
 
     out = tmp_path / "cli"
+    printed = io.StringIO()
     call_command(
         "export_models", "--checkpoint", str(detector_checkpoint), "--model", f"{synthetic.__file__}:build",
         "--input-size", str(INPUT_SIZE), "--dataset-dir", str(shapes_dataset), "--num-calib-samples", "30",
-        "--num-eval-samples", "20", "--output-dir", str(out), "--no-record", stdout=io.StringIO(), stderr=io.StringIO(),
+        "--num-eval-samples", "20", "--output-dir", str(out), "--no-record", stdout=printed, stderr=io.StringIO(),
     )
+    assert "mAP50 vs labels" in printed.getvalue(), "the summary table shows the detector's mAP"
     report = json.loads(next(out.glob("*report.json")).read_text())
     assert report["model"]["task"] == "detect"
     assert report["accuracy"]["reference"] == "labels" and report["accuracy"]["map50"] > 85
