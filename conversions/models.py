@@ -26,6 +26,7 @@ from django.db.models.functions import Concat
 from django.urls import reverse
 from django.utils import timezone
 
+from conversions.engine.outputs import variant_label
 from conversions.engine.config import (
     CALIBRATED_VARIANTS,
     DEFAULT_CALIBRATION,
@@ -46,12 +47,7 @@ name_validator = RegexValidator(
     "Use letters, digits, dots, dashes and underscores (it becomes part of artifact file names).",
 )
 
-VARIANT_CHOICES = [(v, "float32" if v == "none" else v) for v in VARIANTS]
-
-
-def variant_label(variant: str) -> str:
-    """``none`` is shown (and named in files) as ``float32``."""
-    return "float32" if variant == "none" else variant
+VARIANT_CHOICES = [(v, variant_label(v)) for v in VARIANTS]
 
 
 def media_relative(path: str | Path) -> str:
