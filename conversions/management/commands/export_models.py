@@ -88,7 +88,8 @@ class Command(BaseCommand):
         out.add_argument("--force", action="store_true", help="replace existing outputs")
 
         data = parser.add_argument_group("calibration and verification data")
-        data.add_argument("--dataset-dir", help="ImageFolder tree, YOLO dataset or flat folder of images")
+        data.add_argument("--dataset-dir", "--data-dir", dest="dataset_dir",
+                          help="ImageFolder tree, YOLO dataset or flat folder of images")
         data.add_argument("--dataset-type", default="auto", choices=DATASET_TYPES)
         data.add_argument("--split", help="split to calibrate on (default val, then test, then train)")
         data.add_argument("--num-calib-samples", type=int, default=100)

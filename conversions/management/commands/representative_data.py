@@ -24,7 +24,7 @@ class Command(BaseCommand):
     help = "Detect a dataset's layout, draw a seeded calibration sample, preprocess it and print what it looks like."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--data-dir", required=True, help="image folder, YOLO data.yaml or a text file of image paths")
+        parser.add_argument("--data-dir", "--dataset-dir", dest="data_dir", required=True, help="image folder, YOLO data.yaml or a text file of image paths")
         parser.add_argument("--dataset-type", default="auto", choices=DATASET_TYPES)
         parser.add_argument("--num-samples", type=int, default=100, help="calibration images (default 100)")
         parser.add_argument("--num-eval-samples", type=int, default=0, help="held-out images, disjoint from calibration")
