@@ -13,6 +13,7 @@ from __future__ import annotations
 import platform
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from . import atomic, detection
@@ -38,6 +39,10 @@ def run_export(config: ExportConfig, progress: Progress | None = None) -> Export
     started = time.perf_counter()
     warnings: list[str] = []
     want_tflite = bool({"tflite", "all"} & set(config.formats))
+    if not want_tflite:
+        # --format onnx / saved_model: no .tflite is written, but the graph is still converted to a float32
+        # .tflite in memory and checked against PyTorch, so an export is never handed over unverified.
+        config = replace(config, variants=("none",))
 
     with timed(timings, "load"):
         progress.stage("load model")
@@ -48,7 +53,7 @@ def run_export(config: ExportConfig, progress: Progress | None = None) -> Export
     extra_outputs = plan_extra_outputs(config, outputs, stem)
     for path in [*outputs.values(), *extra_outputs.values()]:
         atomic.check_writable(path, config.force)
-    report_path = report_path_for(outputs) if outputs else next(iter(extra_outputs.values())).with_suffix(".json")
+    report_path = report_path_for(outputs) if outputs else next(iter(extra_outputs.values())).parent / f"{stem}_report.json"
     # Several variants get report.md and a self-contained report.html beside report.json.
     report_folder = report_path.parent if len(outputs) > 1 else None
     for path in [report_path, *([report_folder / "report.md", report_folder / "report.html"] if report_folder else [])]:

@@ -98,3 +98,12 @@ def test_format_all_writes_onnx_and_saved_model_beside_the_tflite(forced_all_for
     serving = tf.saved_model.load(str(out / "shapes_net_saved_model")).signatures["serving_default"]
     outputs = serving(input=tf.constant(x.transpose(0, 2, 3, 1)))
     np.testing.assert_allclose(next(iter(outputs.values())).numpy(), expected, atol=1e-4)
+
+
+def test_format_onnx_alone_needs_no_dataset_writes_no_tflite_and_is_still_verified(trained_model, tmp_path) -> None:
+    out = tmp_path / "onnx_only"
+    report = run_export(trained_model.config(dataset=False, formats=("onnx",), output_dir=str(out)))
+    assert sorted(p.name for p in out.iterdir()) == ["shapes_net.onnx", "shapes_net_report.json"]
+    [checked] = report.variants
+    assert checked.variant == "float32" and checked.output == ""
+    assert checked.fidelity.sqnr_db >= 40, "the exported graph was converted and compared with PyTorch"
