@@ -27,6 +27,7 @@ model; the run's fidelity columns are still measured against PyTorch itself).
 
     "calibration_method": "percentile",
     "calibration": {...}                       # calibration_ranges.CalibrationResult.to_dict(), when re-calibrated
+    "bias_correction": {...}                   # bias_correction.correct_biases(), with --bias-correction
     "layer_errors": {...}                      # layer_debug.layer_errors()
     "guard": {                                 # only with --max-drop
       "max_drop": 1.0, "max_fallback": 0.2, "metric": "confident_top1_agreement" | "labeled_top1_accuracy",
@@ -58,6 +59,7 @@ from typing import Any, Callable, Iterable
 
 import numpy as np
 
+from .bias_correction import correct_biases
 from .calibration_ranges import CalibrationResult, calibrate, quantize
 from .layer_debug import BOUNDARY_OPS, debug_interpreter, graph_ops, layer_errors, summary_lines
 from .progress import NullProgress, Progress, timed
@@ -131,6 +133,12 @@ def build_int8(
         calibration = calibrate(graph.concrete_function, stream, method, progress, expected_samples)
         model = quantize(calibration.model, config.io_type)
     extra: dict[str, Any] = {"calibration_method": method, "calibration": calibration.to_dict()}
+    if config.bias_correction:  # weight rounding: fold each op's mean output error into its bias (#6)
+        with timed(timings, "bias_correction"):
+            progress.stage("int8: bias correction")
+            samples = _first_samples(stream, RANKING_SAMPLES)
+            model, extra["bias_correction"] = correct_biases(calibration.calibrated, model, samples)
+        progress.log("bias correction: {ops} ops, output SQNR {sqnr_before} -> {sqnr_after} dB".format(**extra["bias_correction"]))
     if method != "minmax":
         progress.log(
             f"{method} activation ranges: {extra['calibration']['tensors_narrowed']} of "

@@ -124,6 +124,8 @@ class ExportConfig:
     """Accuracy budget for int8 in points (accuracy_guard.py); None measures and reports, never falls back."""
     max_fallback: float = 0.2
     """At most this fraction of ops may be kept in float to meet ``max_drop``."""
+    bias_correction: bool = False
+    """Fold each int8 conv/FC op's mean output error on calibration images into its bias (bias_correction.py)."""
 
     def __post_init__(self) -> None:
         if self.calibration_method not in CALIBRATION_METHODS:

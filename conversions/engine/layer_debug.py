@@ -150,22 +150,12 @@ def dequantized(interp: Any, detail: dict[str, Any]) -> np.ndarray:
     return (x.astype(np.float64) - zero) * scale
 
 
-def layer_errors(
-    float_model: bytes,
-    quant_model: bytes,
-    samples: np.ndarray,
-    onnx_path: Path | None = None,
-    input_layout: str = "NHWC",
-    source: str = "calibration images",
-) -> dict[str, Any]:
-    """Compares every op output the two models share by name on ``samples`` (batch-1 rows, model layout)."""
-    fl = debug_interpreter(float_model)
-    qm = debug_interpreter(quant_model)
-    f_tensors = {t["name"]: t for t in fl.get_tensor_details()}
-    q_tensors = {t["index"]: t for t in qm.get_tensor_details()}
-    ops = graph_ops(qm)
-    # Reference of each quantized-model tensor: the float tensor of the same name; a QUANTIZE/DEQUANTIZE
-    # output stands for the float tensor it converts (e.g. the graph input).
+def reference_names(ops: list[Op], q_tensors: dict[int, Any], f_tensors: dict[str, Any]) -> dict[int, str]:
+    """Quantized-model tensor index -> name of the float-model tensor it stands for.
+
+    The float tensor of the same name; a QUANTIZE/DEQUANTIZE output stands for the float tensor it converts
+    (e.g. the graph input), and an int8 graph output (renamed) for the float name its DEQUANTIZE carries.
+    """
     ref_name: dict[int, str] = {}
     for op in ops:
         if op.name in f_tensors:
@@ -180,6 +170,24 @@ def layer_errors(
     for i in {i for op in ops for i in op.inputs}:
         if q_tensors[i]["name"] in f_tensors:
             ref_name.setdefault(i, q_tensors[i]["name"])
+    return ref_name
+
+
+def layer_errors(
+    float_model: bytes,
+    quant_model: bytes,
+    samples: np.ndarray,
+    onnx_path: Path | None = None,
+    input_layout: str = "NHWC",
+    source: str = "calibration images",
+) -> dict[str, Any]:
+    """Compares every op output the two models share by name on ``samples`` (batch-1 rows, model layout)."""
+    fl = debug_interpreter(float_model)
+    qm = debug_interpreter(quant_model)
+    f_tensors = {t["name"]: t for t in fl.get_tensor_details()}
+    q_tensors = {t["index"]: t for t in qm.get_tensor_details()}
+    ops = graph_ops(qm)
+    ref_name = reference_names(ops, q_tensors, f_tensors)
 
     signal: dict[int, float] = defaultdict(float)
     noise: dict[int, float] = defaultdict(float)
