@@ -55,13 +55,14 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Iterable
 
 import numpy as np
 
 from .bias_correction import correct_biases
 from .calibration_ranges import CalibrationResult, calibrate, quantize
 from .layer_debug import BOUNDARY_OPS, debug_interpreter, graph_ops, layer_errors, summary_lines
+from .tflite_export import RepresentativeDataGen
 from .progress import NullProgress, Progress, timed
 from .tf_convert import sqnr_db, to_tf_layout
 
@@ -75,7 +76,7 @@ MAX_RANKING_EVALUATIONS = 24
 SEGMENTS = 8
 MIN_GAIN_DB = 0.05
 
-Stream = Callable[[], Iterable[list[np.ndarray]]]
+Stream = RepresentativeDataGen
 
 
 @dataclass

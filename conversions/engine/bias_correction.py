@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from .layer_debug import debug_interpreter, dequantized, feed, graph_ops, reference_names
+from .layer_debug import debug_interpreter, dequantized, feed, pair_models
 
 CORRECTED_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
 PASSES = 1
@@ -50,12 +50,7 @@ def correct_biases(
     from tensorflow.lite.tools import flatbuffer_utils
 
     started = time.perf_counter()
-    fl = debug_interpreter(float_model)
-    qm = debug_interpreter(quant_model)
-    f_tensors = {t["name"]: t for t in fl.get_tensor_details()}
-    q_tensors = {t["index"]: t for t in qm.get_tensor_details()}
-    ops = graph_ops(qm)
-    ref = reference_names(ops, q_tensors, f_tensors)
+    fl, _, f_tensors, q_tensors, ops, ref = pair_models(float_model, quant_model)
     model = flatbuffer_utils.convert_bytearray_to_object(bytearray(quant_model))
     biases = _bias_tensors(model)
     targets = {

@@ -28,13 +28,14 @@ import logging
 import time
 import warnings
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable
+from typing import Any, Iterable
 
 import numpy as np
 
 from .config import CALIBRATION_METHODS as METHODS
 from .config import DEFAULT_CALIBRATION as DEFAULT_METHOD
 from .errors import ConversionError
+from .tflite_export import RepresentativeDataGen
 from .progress import NullProgress, Progress
 
 log = logging.getLogger("quantweb.engine")
@@ -45,7 +46,7 @@ MAX_VALUES_PER_SAMPLE = 65536
 INT8_LEVELS = 255
 MAX_LISTED = 20
 
-Stream = Callable[[], Iterable[list[np.ndarray]]]
+Stream = RepresentativeDataGen
 
 
 @dataclass

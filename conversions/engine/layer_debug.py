@@ -33,7 +33,7 @@ import math
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -150,6 +150,32 @@ def dequantized(interp: Any, detail: dict[str, Any]) -> np.ndarray:
     return (x.astype(np.float64) - zero) * scale
 
 
+class ModelPair(NamedTuple):
+    """The float and int8 models of one graph opened side by side, every tensor readable after ``invoke``."""
+
+    float_interp: Any
+    quant_interp: Any
+    f_tensors: dict[str, Any]
+    """Float-model tensor details by name."""
+    q_tensors: dict[int, Any]
+    """int8-model tensor details by index."""
+    ops: list[Op]
+    """The int8 model's ops in execution order."""
+    reference: dict[int, str]
+    """int8 tensor index -> name of its float twin (``reference_names``)."""
+
+
+def pair_models(float_model: bytes, quant_model: bytes) -> ModelPair:
+    """Opens both models and matches the int8 tensors to their float twins; per-layer error and bias
+    correction both start here."""
+    fl = debug_interpreter(float_model)
+    qm = debug_interpreter(quant_model)
+    f_tensors = {t["name"]: t for t in fl.get_tensor_details()}
+    q_tensors = {t["index"]: t for t in qm.get_tensor_details()}
+    ops = graph_ops(qm)
+    return ModelPair(fl, qm, f_tensors, q_tensors, ops, reference_names(ops, q_tensors, f_tensors))
+
+
 def reference_names(ops: list[Op], q_tensors: dict[int, Any], f_tensors: dict[str, Any]) -> dict[int, str]:
     """Quantized-model tensor index -> name of the float-model tensor it stands for.
 
@@ -182,12 +208,7 @@ def layer_errors(
     source: str = "calibration images",
 ) -> dict[str, Any]:
     """Compares every op output the two models share by name on ``samples`` (batch-1 rows, model layout)."""
-    fl = debug_interpreter(float_model)
-    qm = debug_interpreter(quant_model)
-    f_tensors = {t["name"]: t for t in fl.get_tensor_details()}
-    q_tensors = {t["index"]: t for t in qm.get_tensor_details()}
-    ops = graph_ops(qm)
-    ref_name = reference_names(ops, q_tensors, f_tensors)
+    fl, qm, f_tensors, q_tensors, ops, ref_name = pair_models(float_model, quant_model)
 
     signal: dict[int, float] = defaultdict(float)
     noise: dict[int, float] = defaultdict(float)

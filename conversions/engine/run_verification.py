@@ -58,7 +58,7 @@ def verify_variants(
     for i, variant in enumerate(wanted):
         progress.update(i / len(wanted), variant_label(variant))
         model = TFLiteModel(built[variant])
-        out = _first_of(predict_many(model, eval_tf))
+        out = predict_many(model, eval_tf)[0]
         outputs_by_variant[variant] = out
         fully_integer, float_ops, counts = audit_ops(built[variant])
         io = model.io_description()
@@ -149,10 +149,6 @@ def _thumbnail_data_uri(path: str, size: int = 112) -> str | None:
     except OSError:
         return None
     return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode()
-
-
-def _first_of(outs: list[np.ndarray]) -> np.ndarray:
-    return outs[0]
 
 
 def _normalisation(data: PreparedData) -> dict[str, Any]:

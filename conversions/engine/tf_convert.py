@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import logging
 import os
 import re
 import shutil
@@ -26,8 +25,6 @@ import numpy as np
 
 from .errors import ConversionError
 from .progress import NullProgress, Progress
-
-log = logging.getLogger("quantweb.engine")
 
 ROUTE_MIN_SQNR_DB = 40.0
 """A converted float graph must match ONNX Runtime at least this closely, or the route counts as failed."""
