@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+import weakref
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
@@ -45,6 +46,8 @@ class ModelExporter:
         self._loaded: LoadedModel | None = None
         self._graphs: dict[Path, TFGraph] = {}
         self._workdir = Path(tempfile.mkdtemp(prefix="quantweb-exporter-"))
+        # Script users rarely call close(); the scratch folder (ONNX files) goes when the exporter does.
+        self._cleanup = weakref.finalize(self, shutil.rmtree, self._workdir, True)
 
     def load_checkpoint(self):
         if self._loaded is None:
@@ -98,4 +101,4 @@ class ModelExporter:
         return self._graphs[onnx_path]
 
     def close(self) -> None:
-        shutil.rmtree(self._workdir, ignore_errors=True)
+        self._cleanup()
