@@ -31,17 +31,26 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "quantweb.settings")
 
-from conversions.engine import calibration_ranges as cr  # noqa: E402
-from conversions.engine.accuracy_guard import Guard, float_units  # noqa: E402
 from conversions.engine.config import DataSpec, ExportConfig, ModelSpec  # noqa: E402
-from conversions.engine.layer_debug import layer_errors  # noqa: E402
-from conversions.engine.model_loading import load_model  # noqa: E402
-from conversions.engine.onnx_export import export_onnx  # noqa: E402
-from conversions.engine.pipeline import calibration_stream, prepare_data, run_export  # noqa: E402
+from conversions.engine.convert.onnx_export import export_onnx  # noqa: E402
+from conversions.engine.convert.tf_routes import (  # noqa: E402
+    convert_to_tf,
+    set_quiet_tf_logging,
+)
+from conversions.engine.convert.tflite_variant import convert_variant  # noqa: E402
+from conversions.engine.data.run_inputs import (  # noqa: E402
+    calibration_stream,
+    prepare_data,
+)
+from conversions.engine.int8 import ranges as cr  # noqa: E402
+from conversions.engine.int8.guard import Guard, float_units  # noqa: E402
+from conversions.engine.int8.layer_error import layer_errors  # noqa: E402
+from conversions.engine.model.loading import load_model  # noqa: E402
+from conversions.engine.pipeline import run_export  # noqa: E402
 from conversions.engine.progress import NullProgress  # noqa: E402
-from conversions.engine.tf_convert import convert_to_tf, set_quiet_tf_logging, to_tf_layout  # noqa: E402
-from conversions.engine.tflite_export import convert_variant  # noqa: E402
-from conversions.engine.verify import TFLiteModel, fidelity, predict_many  # noqa: E402
+from conversions.engine.tensors import to_tf_layout  # noqa: E402
+from conversions.engine.verify.interpreter import TFLiteModel, predict_many  # noqa: E402
+from conversions.engine.verify.metrics import fidelity  # noqa: E402
 
 PHOTOS = REPO / "demo" / "photos" / "crops"
 SPIKY = REPO / "tests" / "engine_guard" / "spiky_model.py"

@@ -61,7 +61,7 @@ def naive(paths: list[str]) -> int:
 
 
 def engine(root: str, count: int, workers: int) -> int:
-    from conversions.engine.representative_data import RepresentativeDataGenerator
+    from conversions.engine.data.generator import RepresentativeDataGenerator
 
     gen = RepresentativeDataGenerator(root, num_samples=count, preprocess="imagenet", input_size=224, num_workers=workers)
     return sum(1 for _ in gen)
@@ -85,7 +85,7 @@ def run_one(method: str, root: str, count: int) -> dict:
     workers = 0
     cpu_start = _cpu_seconds()
     if method == "naive":
-        from conversions.engine.representative_data import RepresentativeDataGenerator
+        from conversions.engine.data.generator import RepresentativeDataGenerator
 
         paths = [it.path for it in RepresentativeDataGenerator(root, num_samples=count, num_workers=0).calibration_items]
         cpu_start = _cpu_seconds()

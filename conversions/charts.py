@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
-from conversions.engine.charts import LAYOUT, report_charts, variant_series
+from conversions.engine.report.charts import LAYOUT, report_charts, variant_series
 
 
 def _charted(report: dict[str, Any]) -> dict[str, Any]:

@@ -9,7 +9,12 @@ from django import forms
 from django.conf import settings
 from django.db import IntegrityError, transaction
 
-from conversions.engine.config import CALIBRATED_VARIANTS, CALIBRATION_METHODS, DEFAULT_CALIBRATION, parse_input_shape
+from conversions.engine.config import (
+    CALIBRATED_VARIANTS,
+    CALIBRATION_METHODS,
+    DEFAULT_CALIBRATION,
+    parse_input_shape,
+)
 from conversions.engine.errors import QuantwebError
 from conversions.models import (
     VARIANT_CHOICES,

@@ -26,7 +26,6 @@ from django.db.models.functions import Concat
 from django.urls import reverse
 from django.utils import timezone
 
-from conversions.engine.outputs import variant_label
 from conversions.engine.config import (
     CALIBRATED_VARIANTS,
     DEFAULT_CALIBRATION,
@@ -36,9 +35,10 @@ from conversions.engine.config import (
     ModelSpec,
     parse_variants,
 )
+from conversions.engine.report.outputs import variant_label
 
 if TYPE_CHECKING:
-    from conversions.engine.results import ExportReport
+    from conversions.engine.report.results import ExportReport
 
 logger = logging.getLogger("quantweb.conversions")
 
@@ -110,7 +110,7 @@ class Dataset(models.Model):
 
     def detect_structure(self) -> None:
         """Asks the data engine what this folder holds (raises its DatasetError, a QuantwebError)."""
-        from conversions.engine.representative_data import detect_dataset
+        from conversions.engine.data.layouts import detect_dataset
 
         self.apply_structure(detect_dataset(self.folder, self.dataset_type).to_dict())
 

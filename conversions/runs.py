@@ -24,7 +24,7 @@ from django.utils import timezone
 from conversions.engine.config import ExportConfig
 from conversions.engine.errors import QuantwebError
 from conversions.engine.progress import Progress
-from conversions.engine.results import ExportReport
+from conversions.engine.report.results import ExportReport
 from conversions.models import ConversionRun, Dataset, media_relative
 
 logger = logging.getLogger("quantweb.conversions")
@@ -65,7 +65,9 @@ def execute_run(run: ConversionRun, progress: Progress | None = None) -> ExportR
     Raises ``RunNotStartable`` if the run is no longer queued, the engine's error (after marking the run
     failed) if the conversion fails, and ``RunCancelled`` if the run was cancelled meanwhile.
     """
-    from conversions.engine.pipeline import run_export  # torch and TensorFlow load only where runs execute
+    from conversions.engine.pipeline import (
+        run_export,  #torch and TensorFlow load only where runs execute
+    )
 
     if not run.start(worker=_worker_name(), hostname=socket.gethostname(), pid=os.getpid()):
         run.refresh_from_db(fields=["status"])
@@ -112,7 +114,7 @@ def failure_message(exc: BaseException) -> str:
 
 def planned_outputs(config: ExportConfig) -> list[Path]:
     """The files the engine will write for ``config``: each ``.tflite`` and the report JSON beside them."""
-    from conversions.engine.pipeline import plan_outputs, report_path_for
+    from conversions.engine.report.outputs import plan_outputs, report_path_for
 
     outputs = plan_outputs(config, config.model.name)
     return [*outputs.values(), report_path_for(outputs)] if outputs else []

@@ -16,7 +16,14 @@ from conversions import jobs, report_display
 from conversions.charts import compare_charts, layer_error_chart, run_charts
 from conversions.engine.errors import QuantwebError
 from conversions.forms import CheckpointForm, DatasetForm, NewRunForm
-from conversions.models import VARIANT_CHOICES, Artifact, Checkpoint, ConversionRun, Dataset, media_absolute
+from conversions.models import (
+    VARIANT_CHOICES,
+    Artifact,
+    Checkpoint,
+    ConversionRun,
+    Dataset,
+    media_absolute,
+)
 from conversions.runs import reap_dead_runs
 
 logger = logging.getLogger("quantweb.conversions")

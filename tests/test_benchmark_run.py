@@ -9,13 +9,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
 from benchmark_fixtures import MeanColour, colour_folder, export_program
+
 from conversions.engine.config import DataSpec, ExportConfig, ModelSpec
+from conversions.engine.data.generator import RepresentativeDataGenerator
 from conversions.engine.errors import DatasetError
 from conversions.engine.pipeline import run_export
-from conversions.engine.representative_data import RepresentativeDataGenerator
-from conversions.engine.verify import TFLiteModel, fidelity
+from conversions.engine.verify.interpreter import TFLiteModel
+from conversions.engine.verify.metrics import fidelity
+
 
 def test_labeled_accuracy_matches_a_hand_count(tmp_path):
     # 12 images; one green image planted in red/: PyTorch and every variant get exactly 11 of 12 right.

@@ -18,7 +18,16 @@ from django.urls import reverse
 
 from conversions import jobs
 from conversions.models import Checkpoint, ConversionRun, Dataset, RunSettings
-from conversions.testing import WorkerPool, kill_worker, purge_queue, register_tiny, wait_for, write_image_folder, write_tiny_model, zip_folder
+from conversions.testing import (
+    WorkerPool,
+    kill_worker,
+    purge_queue,
+    register_tiny,
+    wait_for,
+    write_image_folder,
+    write_tiny_model,
+    zip_folder,
+)
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 

@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from conversions.engine.config import DataSpec, ExportConfig, ModelSpec
 from conversions.models import Artifact, Checkpoint, ConversionRun, ImmutableError
-from conversions.runs import RunCancelled, RunProgress, record_cli_run, reap_dead_runs
+from conversions.runs import RunCancelled, RunProgress, reap_dead_runs, record_cli_run
 
 pytestmark = pytest.mark.django_db
 
@@ -120,7 +120,7 @@ def test_uploaded_architecture_code_needs_trust():
 
 
 def test_a_run_whose_int8_missed_its_budget_is_failed_with_the_best_attempt_kept(run, tmp_path):
-    from conversions.engine.results import ExportReport, Fidelity, VariantReport
+    from conversions.engine.report.results import ExportReport, Fidelity, VariantReport
 
     best = tmp_path / "m_int8_over_budget.tflite"
     best.write_bytes(b"tflite")

@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 from data_fixtures import build_imagefolder, write_image, write_noise
 
+from conversions.engine.data.generator import RepresentativeDataGenerator
+from conversions.engine.data.layouts import detect_dataset
 from conversions.engine.errors import DatasetError
-from conversions.engine.representative_data import RepresentativeDataGenerator, detect_dataset
 
 
 def test_imagefolder_with_splits_is_detected_and_prefers_val(rd_imagefolder: Path) -> None:
@@ -196,7 +197,7 @@ def test_sample_is_the_same_in_another_process_with_another_hash_seed(rd_imagefo
 
     code = (
         "import json, sys; sys.path.insert(0, sys.argv[1])\n"
-        "from conversions.engine.representative_data import RepresentativeDataGenerator as G\n"
+        "from conversions.engine.data.generator import RepresentativeDataGenerator as G\n"
         "g = G(sys.argv[2], num_samples=9, num_eval_samples=5, seed=7, num_workers=0)\n"
         "print(json.dumps([g.report()['calibration']['files'], g.report()['evaluation']['files']]))\n"
     )

@@ -8,8 +8,9 @@ import pytest
 import yaml
 from data_fixtures import build_imagefolder, build_yolo, write_image
 
+from conversions.engine.data.generator import RepresentativeDataGenerator
+from conversions.engine.data.layouts import detect_dataset
 from conversions.engine.errors import DatasetError
-from conversions.engine.representative_data import RepresentativeDataGenerator, detect_dataset
 
 
 def test_yolo_images_split_tree_is_detected_with_labels(tmp_path: Path) -> None:

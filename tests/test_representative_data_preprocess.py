@@ -10,11 +10,9 @@ from data_fixtures import write_image
 from PIL import Image
 
 from conversions.engine.data import preprocess as pp
-from conversions.engine.representative_data import (
-    RepresentativeDataGenerator,
-    build_spec,
-    preprocess_overrides_from_args,
-)
+from conversions.engine.data.generator import RepresentativeDataGenerator
+from conversions.engine.data.options import preprocess_overrides_from_args
+from conversions.engine.data.preprocess import build_spec
 
 COLOR = (128, 64, 32)
 

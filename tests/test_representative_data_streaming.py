@@ -14,8 +14,8 @@ import pytest
 from data_fixtures import build_imagefolder, write_image
 from PIL import Image
 
+from conversions.engine.data.generator import RepresentativeDataGenerator
 from conversions.engine.errors import OutputExistsError
-from conversions.engine.representative_data import RepresentativeDataGenerator
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -51,7 +51,7 @@ def test_worker_processes_work_after_importing_tensorflow(rd_imagefolder: Path) 
     code = (
         "import sys, tensorflow, numpy as np\n"
         f"sys.path.insert(0, {str(REPO)!r})\n"
-        "from conversions.engine.representative_data import RepresentativeDataGenerator as G\n"
+        "from conversions.engine.data.generator import RepresentativeDataGenerator as G\n"
         f"a = np.stack(list(G({str(rd_imagefolder)!r}, num_samples=12, input_size=32, num_workers=2)))\n"
         f"b = np.stack(list(G({str(rd_imagefolder)!r}, num_samples=12, input_size=32, num_workers=0)))\n"
         "assert np.array_equal(a, b), 'differs'\n"

@@ -16,19 +16,35 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from . import atomic, detection
-from .accuracy_guard import build_int8, without_int8
-from .config import CALIBRATED_VARIANTS, ExportConfig
-from .exporter_api import ModelExporter
-from .model_loading import load_model
-from .onnx_export import export_onnx
-from .outputs import plan_extra_outputs, plan_outputs, report_path_for, variant_label, write_outputs
-from .progress import NullProgress, Progress, timed
-from .results import ExportReport
-from .run_data import EvaluationSet, PreparedData, calibration_stream, prepare_data
-from .run_verification import verify_variants
-from .tf_convert import TFGraph, convert_to_tf, set_quiet_tf_logging
-from .tflite_export import convert_variant
+from conversions.engine import detection
+from conversions.engine.config import CALIBRATED_VARIANTS, ExportConfig
+from conversions.engine.convert.onnx_export import export_onnx
+from conversions.engine.convert.tf_routes import (
+    TFGraph,
+    convert_to_tf,
+    set_quiet_tf_logging,
+)
+from conversions.engine.convert.tflite_variant import convert_variant
+from conversions.engine.data.run_inputs import (
+    EvaluationSet,
+    PreparedData,
+    calibration_stream,
+    prepare_data,
+)
+from conversions.engine.int8.build import build_int8, without_int8
+from conversions.engine.model.loading import load_model
+from conversions.engine.progress import NullProgress, Progress, timed
+from conversions.engine.report import atomic
+from conversions.engine.report.outputs import (
+    plan_extra_outputs,
+    plan_outputs,
+    report_path_for,
+    variant_label,
+    write_outputs,
+)
+from conversions.engine.report.results import ExportReport
+from conversions.engine.script_api import ModelExporter
+from conversions.engine.verify.variants import verify_variants
 
 
 def run_export(config: ExportConfig, progress: Progress | None = None) -> ExportReport:

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from PIL import Image, ImageDraw
 
 if TYPE_CHECKING:
-    from conversions.engine.results import ExportReport
+    from conversions.engine.report.results import ExportReport
 
 CLASSES = ("square", "disc", "triangle")
 CLASS_COLOURS = ((220, 40, 40), (40, 190, 60), (50, 80, 230))
@@ -329,7 +329,7 @@ def main() -> None:
     dataset = write_shapes_dataset(args.out / f"shapes_seed{args.seed}", val=args.val, seed=args.seed + 1)
     reports = {h: export_detector(checkpoint, dataset, h, args.out / f"export_{h}", args.calib, args.eval)
                for h in args.heads.split(",")}
-    from conversions.engine.verify import summarize_table
+    from conversions.engine.report.summary import summarize_table
 
     print(summarize_table(comparison_rows(reports)))
 

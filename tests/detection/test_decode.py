@@ -5,7 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conversions.engine.detection.decode import Detections, batched_nms, box_iou, decode, nms, xywh_to_xyxy
+from conversions.engine.detection.decode import (
+    Detections,
+    batched_nms,
+    box_iou,
+    decode,
+    nms,
+    xywh_to_xyxy,
+)
 
 
 def prediction(rows: list[tuple[float, float, float, float, list[float]]]) -> np.ndarray:

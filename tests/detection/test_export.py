@@ -11,8 +11,8 @@ import pytest
 from django.core.management import call_command
 from PIL import Image
 
-from conversions.engine.detection import variant_drop, variant_metric
-from conversions.engine.verify import summarize_table
+from conversions.engine.detection.evaluate import variant_drop, variant_metric
+from conversions.engine.report.summary import summarize_table
 
 from .synthetic import INPUT_SIZE, comparison_rows, export_detector
 

@@ -11,12 +11,13 @@ import torch
 import torch.nn as nn
 
 from conversions.engine.config import ExportConfig, ModelSpec
-from conversions.engine.detection.head import find_output_concat, range_warnings
+from conversions.engine.convert.onnx_export import export_onnx
+from conversions.engine.data.run_inputs import EvaluationSet, PreparedData
+from conversions.engine.detection.head import range_warnings
+from conversions.engine.detection.head_graph import find_output_concat
 from conversions.engine.detection.prepare import prepare_head, resolve_task
 from conversions.engine.errors import ConversionError
-from conversions.engine.model_loading import LoadedModel
-from conversions.engine.onnx_export import export_onnx
-from conversions.engine.pipeline import EvaluationSet, PreparedData
+from conversions.engine.model.loading import LoadedModel
 
 from .synthetic import INPUT_SIZE, TinyYolo
 

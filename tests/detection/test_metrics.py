@@ -6,7 +6,11 @@ import numpy as np
 import pytest
 
 from conversions.engine.detection.decode import Detections
-from conversions.engine.detection.metrics import MapAccumulator, average_precision, read_yolo_labels
+from conversions.engine.detection.metrics import (
+    MapAccumulator,
+    average_precision,
+    read_yolo_labels,
+)
 
 GT = np.array([[10, 10, 50, 50], [60, 60, 100, 100]], dtype=np.float64)
 

@@ -10,8 +10,11 @@ import pytest
 import torch
 
 from conversions.engine.config import DataSpec, ExportConfig, ModelSpec
-from conversions.engine.detection.ultralytics_loader import is_ultralytics_checkpoint, load_ultralytics
 from conversions.engine.errors import CheckpointError
+from conversions.engine.model.ultralytics import (
+    is_ultralytics_checkpoint,
+    load_ultralytics,
+)
 
 HAS_ULTRALYTICS = importlib.util.find_spec("ultralytics") is not None
 

@@ -10,7 +10,7 @@ import torch
 
 from conversions.engine.config import ModelSpec, parse_input_shape, parse_variants
 from conversions.engine.errors import CheckpointError, OutputExistsError, QuantwebError
-from conversions.engine.model_loading import load_model
+from conversions.engine.model.loading import load_model
 from conversions.engine.pipeline import run_export
 
 from .conftest import MODELS_FILE, SMALL_MODEL, SMALL_SHAPE, assert_flags_exist

@@ -9,11 +9,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from conversions.engine import pipeline, tf_convert
+from conversions.engine import pipeline
 from conversions.engine.config import ExportConfig, ModelSpec
+from conversions.engine.convert import tf_routes as tf_convert
 from conversions.engine.errors import ConversionError
 from conversions.engine.pipeline import run_export
-from conversions.engine.results import ExportReport
+from conversions.engine.report.results import ExportReport
 
 from .conftest import MODELS_FILE, assert_flags_exist
 from .models_for_tests import same_pad_net

@@ -9,9 +9,9 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from conversions.engine.pipeline import ModelExporter
-from conversions.engine.representative_data import RepresentativeDataGenerator
-from conversions.engine.verify import TFLiteModel, audit_ops, predict_many
+from conversions.engine.data.generator import RepresentativeDataGenerator
+from conversions.engine.script_api import ModelExporter
+from conversions.engine.verify.interpreter import TFLiteModel, audit_ops, predict_many
 
 from .conftest import TrainedModel, imagenet_input
 

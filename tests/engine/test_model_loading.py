@@ -13,7 +13,7 @@ from ai_edge_litert.interpreter import Interpreter
 
 from conversions.engine.config import ExportConfig, ModelSpec
 from conversions.engine.errors import CheckpointError
-from conversions.engine.model_loading import load_model
+from conversions.engine.model.loading import load_model
 from conversions.engine.pipeline import run_export
 from conversions.management.commands.export_models import parse_model_kwargs
 

@@ -11,9 +11,10 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from conversions.engine import atomic, pipeline
+from conversions.engine import pipeline
 from conversions.engine.pipeline import run_export
-from conversions.engine.results import ExportReport
+from conversions.engine.report import atomic
+from conversions.engine.report.results import ExportReport
 
 from .conftest import TrainedModel
 

@@ -14,8 +14,8 @@ import torch
 from ai_edge_litert.interpreter import Interpreter
 
 from conversions.engine.pipeline import run_export
-from conversions.engine.results import ExportReport
-from conversions.engine.verify import TFLiteModel, audit_ops, predict_many
+from conversions.engine.report.results import ExportReport
+from conversions.engine.verify.interpreter import TFLiteModel, audit_ops, predict_many
 
 from .conftest import TrainedModel, imagenet_input
 

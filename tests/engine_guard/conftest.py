@@ -84,11 +84,12 @@ class SpikyGraph:
 @pytest.fixture(scope="session")
 def spiky_graph(spiky_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> SpikyGraph:
     """The planted model as a TF graph plus its calibration stream, for tests of the stages one by one."""
-    from conversions.engine.model_loading import load_model
-    from conversions.engine.onnx_export import export_onnx
-    from conversions.engine.pipeline import calibration_stream, prepare_data
+    from conversions.engine.convert.onnx_export import export_onnx
+    from conversions.engine.convert.tf_routes import convert_to_tf, set_quiet_tf_logging
+    from conversions.engine.data.run_inputs import calibration_stream, prepare_data
+    from conversions.engine.model.loading import load_model
     from conversions.engine.progress import NullProgress
-    from conversions.engine.tf_convert import convert_to_tf, set_quiet_tf_logging, to_tf_layout
+    from conversions.engine.tensors import to_tf_layout
 
     set_quiet_tf_logging()
     work = tmp_path_factory.mktemp("spiky_graph")

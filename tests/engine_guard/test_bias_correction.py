@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conversions.engine.bias_correction import correct_biases
-from conversions.engine.calibration_ranges import calibrate, quantize
-from conversions.engine.tf_convert import sqnr_db
-from conversions.engine.verify import TFLiteModel, audit_ops, predict_many
+from conversions.engine.int8.bias_correction import correct_biases
+from conversions.engine.int8.ranges import calibrate, quantize
+from conversions.engine.tensors import sqnr_db
+from conversions.engine.verify.interpreter import TFLiteModel, audit_ops, predict_many
 
 from .conftest import spiky_config
 

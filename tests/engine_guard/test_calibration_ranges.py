@@ -5,9 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conversions.engine.calibration_ranges import HISTOGRAM_BINS, calibrate, choose_ranges, quantize
-from conversions.engine.tflite_export import convert_variant
-from conversions.engine.verify import TFLiteModel, audit_ops, predict_many
+from conversions.engine.convert.tflite_variant import convert_variant
+from conversions.engine.int8.ranges import (
+    HISTOGRAM_BINS,
+    calibrate,
+    choose_ranges,
+    quantize,
+)
+from conversions.engine.verify.interpreter import TFLiteModel, audit_ops, predict_many
 
 
 def _histogram(values: np.ndarray, lo: float, hi: float) -> np.ndarray:
@@ -69,7 +74,7 @@ def test_percentile_ranges_narrow_the_planted_tensor_and_are_recorded(spiky_grap
 
 def test_denylisted_nodes_compute_in_float(spiky_graph):
     cal = calibrate(spiky_graph.graph.concrete_function, spiky_graph.stream, "minmax")
-    from conversions.engine.accuracy_guard import float_units
+    from conversions.engine.int8.guard import float_units
 
     units, names, types = float_units(cal.calibrated)
     conv = next(n for n in names if types[n] == "CONV_2D")

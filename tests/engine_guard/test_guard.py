@@ -6,7 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
-from conversions.engine.verify import TFLiteModel, audit_ops, fidelity, predict_many
+from conversions.engine.verify.interpreter import TFLiteModel, audit_ops, predict_many
+from conversions.engine.verify.metrics import fidelity
 
 from .spiky_model import PLANTED_MODULES
 
@@ -76,6 +77,6 @@ def test_report_records_the_calibration_method(guarded_spiky):
 
 
 def _float_model(spiky_graph) -> bytes:
-    from conversions.engine.tflite_export import convert_variant
+    from conversions.engine.convert.tflite_variant import convert_variant
 
     return convert_variant(spiky_graph.graph.concrete_function, "none")[0]

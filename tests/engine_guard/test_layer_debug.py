@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conversions.engine.calibration_ranges import calibrate, quantize
-from conversions.engine.layer_debug import layer_errors, short_label
+from conversions.engine.int8.layer_error import layer_errors, short_label
+from conversions.engine.int8.ranges import calibrate, quantize
 
 
 @pytest.fixture(scope="module")
@@ -50,8 +50,8 @@ def test_shares_of_parameters_and_macs(spiky_layers):
 
 def test_sqnr_matches_a_direct_comparison_of_the_outputs(spiky_graph, spiky_layers):
     """The last row (the logits) equals the SQNR of the two models' outputs computed independently."""
-    from conversions.engine.tf_convert import sqnr_db
-    from conversions.engine.verify import TFLiteModel, predict_many
+    from conversions.engine.tensors import sqnr_db
+    from conversions.engine.verify.interpreter import TFLiteModel, predict_many
 
     cal = calibrate(spiky_graph.graph.concrete_function, spiky_graph.stream, "minmax")
     samples = spiky_graph.calibration[:16]

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from .preprocess import INTERPOLATIONS
+from conversions.engine.data.preprocess import INTERPOLATIONS
+
 
 def _floats(name: str, text: str | float | list | tuple) -> tuple[float, ...]:
     if isinstance(text, (int, float)):

@@ -14,7 +14,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Callable, Hashable
 
-from .layouts import DatasetStructure, ImageItem
+from conversions.engine.data.structure import DatasetStructure, ImageItem
 
 EVAL_MIN_FRACTION = 0.3
 """When images are scarce, evaluation still gets about this share (at least one image)."""

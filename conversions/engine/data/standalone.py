@@ -11,7 +11,7 @@ from __future__ import annotations
 import pprint
 from pathlib import Path
 
-from . import preprocess
+from conversions.engine.data import preprocess
 
 FUTURE = "from __future__ import annotations\n"
 

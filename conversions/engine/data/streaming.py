@@ -21,7 +21,7 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
-from .preprocess import ImageReadError
+from conversions.engine.data.preprocess import ImageReadError
 
 CHUNK = 8
 IN_FLIGHT_PER_WORKER = 2

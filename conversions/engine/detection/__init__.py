@@ -11,12 +11,23 @@ The pipeline calls four functions, in this order:
 ``variant_metric`` / ``variant_drop`` expose a variant's mAP for the accuracy guard.
 """
 
-from ..config import DETECT_HEADS as HEAD_MODES
-from ..config import TASKS
-from .evaluate import evaluate_variants, variant_drop, variant_metric
-from .head import DEFAULT_HEAD_MODE, HeadPlan, range_warnings
-from .prepare import prepare_head, resolve_task
-from .ultralytics_loader import is_ultralytics_checkpoint, load_ultralytics
+from conversions.engine.config import DETECT_HEADS as HEAD_MODES
+from conversions.engine.config import TASKS
+from conversions.engine.detection.evaluate import (
+    evaluate_variants,
+    variant_drop,
+    variant_metric,
+)
+from conversions.engine.detection.head import (
+    DEFAULT_HEAD_MODE,
+    HeadPlan,
+    range_warnings,
+)
+from conversions.engine.detection.prepare import prepare_head, resolve_task
+from conversions.engine.model.ultralytics import (
+    is_ultralytics_checkpoint,
+    load_ultralytics,
+)
 
 __all__ = [
     "DEFAULT_HEAD_MODE",

@@ -18,14 +18,21 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from ..data.preprocess import PreprocessSpec, exif_orientation
-from ..progress import NullProgress, Progress
-from .decode import CONF_EVAL, CONF_PREDICT, IOU_NMS, IOU_NMS_EVAL, Detections, decode
-from .geometry import InputGeometry
-from .head import HeadPlan
-from .metrics import MapAccumulator, read_yolo_labels
-from .prepare import forward
-from .samples import side_by_side
+from conversions.engine.data.preprocess import PreprocessSpec, exif_orientation
+from conversions.engine.detection.decode import (
+    CONF_EVAL,
+    CONF_PREDICT,
+    IOU_NMS,
+    IOU_NMS_EVAL,
+    Detections,
+    decode,
+)
+from conversions.engine.detection.geometry import InputGeometry
+from conversions.engine.detection.head import HeadPlan
+from conversions.engine.detection.metrics import MapAccumulator, read_yolo_labels
+from conversions.engine.detection.prepare import forward
+from conversions.engine.detection.samples import side_by_side
+from conversions.engine.progress import NullProgress, Progress
 
 PRIMARY_METRIC = "map50_95"
 SAMPLE_IMAGES = 3
@@ -72,7 +79,9 @@ def load_ground_truth(data: Any) -> tuple[GroundTruth | None, str]:
         return None, "a custom preprocess function cannot be inverted to compare with labels"
     fields = {f.name for f in dataclasses.fields(PreprocessSpec)}
     spec = PreprocessSpec.from_dict({k: v for k, v in spec_dict.items() if k in fields})
-    from ..data.layouts import _label_path  # Ultralytics' images/ -> labels/ rule, owned by the data engine
+    from conversions.engine.data.yolo import (
+        _label_path,  #Ultralytics' images/ -> labels/ rule, owned by the data engine
+    )
 
     geometries, boxes, classes = [], [], []
     for path in data.evaluation.files:
@@ -108,8 +117,8 @@ def pytorch_predictions(plan: HeadPlan, inputs_nchw: np.ndarray) -> np.ndarray:
 
 
 def variant_predictions(plan: HeadPlan, model_bytes: bytes, inputs_nchw: np.ndarray, layout: str) -> np.ndarray:
-    from ..tf_convert import to_tf_layout
-    from ..verify import TFLiteModel, predict_many
+    from conversions.engine.tensors import to_tf_layout
+    from conversions.engine.verify.interpreter import TFLiteModel, predict_many
 
     outputs = predict_many(TFLiteModel(model_bytes), to_tf_layout(inputs_nchw, layout))
     return plan.merge(outputs)

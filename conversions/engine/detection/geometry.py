@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..data.preprocess import PreprocessSpec
+from conversions.engine.data.preprocess import PreprocessSpec
 
 
 @dataclass(frozen=True)

@@ -14,19 +14,21 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from ..errors import ConversionError
-from ..progress import NullProgress, Progress
-from .head import (
+from conversions.engine.detection.head import (
     COORDINATE_CHANNELS,
     DEFAULT_HEAD_MODE,
     HeadPlan,
-    find_output_concat,
     first_samples,
     range_warnings,
-    rewrite_head,
-    split_points,
     validate_head_shape,
 )
+from conversions.engine.detection.head_graph import (
+    find_output_concat,
+    rewrite_head,
+    split_points,
+)
+from conversions.engine.errors import ConversionError
+from conversions.engine.progress import NullProgress, Progress
 
 
 def resolve_task(config: Any, loaded: Any) -> str:
@@ -45,7 +47,7 @@ def _looks_like_detection(config: Any, loaded: Any) -> bool:
         return True
     if not config.data.dataset_dir:
         return False
-    from ..data.layouts import detect_dataset
+    from conversions.engine.data.layouts import detect_dataset
 
     structure = detect_dataset(config.data.dataset_dir, config.data.dataset_type, config.data.split)
     if structure.layout != "yolo":

@@ -24,9 +24,11 @@ from conversions.engine.config import (
     parse_input_shape,
     parse_variants,
 )
+from conversions.engine.data.options import preprocess_overrides_from_args
+from conversions.engine.data.preprocess import PRESETS
+from conversions.engine.data.structure import DATASET_TYPES
 from conversions.engine.errors import QuantwebError
 from conversions.engine.progress import TerminalProgress
-from conversions.engine.representative_data import DATASET_TYPES, PRESETS, preprocess_overrides_from_args
 
 
 def parse_model_kwargs(items: list[str]) -> dict[str, Any]:
@@ -142,7 +144,7 @@ class Command(BaseCommand):
                 raise
             raise CommandError(str(err)) from None
         progress.close()
-        from conversions.engine.summary import format_summary
+        from conversions.engine.report.summary import format_summary
 
         self.stdout.write(format_summary(report))
         missed = report.budget_misses()

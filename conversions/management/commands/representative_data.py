@@ -10,14 +10,11 @@ from typing import Any
 import numpy as np
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from conversions.engine.data.generator import LAYOUTS, RepresentativeDataGenerator
+from conversions.engine.data.options import preprocess_overrides_from_args
+from conversions.engine.data.preprocess import PRESETS
+from conversions.engine.data.structure import DATASET_TYPES
 from conversions.engine.errors import QuantwebError
-from conversions.engine.representative_data import (
-    DATASET_TYPES,
-    LAYOUTS,
-    PRESETS,
-    RepresentativeDataGenerator,
-    preprocess_overrides_from_args,
-)
 
 
 class Command(BaseCommand):

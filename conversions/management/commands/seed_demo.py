@@ -10,7 +10,13 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
 from conversions.engine.errors import QuantwebError
-from conversions.models import Checkpoint, ConversionRun, Dataset, RunSettings, media_relative
+from conversions.models import (
+    Checkpoint,
+    ConversionRun,
+    Dataset,
+    RunSettings,
+    media_relative,
+)
 
 DEMO_MODEL = "efficientnet-lite0"
 DEMO_DATASET = "demo-photos"

@@ -23,8 +23,9 @@ from typing import Any
 
 import numpy as np
 
-from .errors import ConversionError
-from .progress import NullProgress, Progress
+from conversions.engine.errors import ConversionError
+from conversions.engine.progress import NullProgress, Progress
+from conversions.engine.tensors import align_layout, sqnr_db, to_tf_layout
 
 ROUTE_MIN_SQNR_DB = 40.0
 """A converted float graph must match ONNX Runtime at least this closely, or the route counts as failed."""
@@ -116,7 +117,7 @@ def convert_to_tf(
 
 
 class _RouteMismatch(Exception):
-    pass
+    """The route converted, but its graph does not compute what ONNX Runtime computes."""
 
 
 class _OnnxTfExit(Exception):
@@ -232,10 +233,6 @@ def _wrap(
     return TFGraph(keras_model, serve.get_concrete_function(), shape, layout, route.name, attempts, onnx_path, 0.0)
 
 
-def to_tf_layout(x_nchw: np.ndarray, layout: str) -> np.ndarray:
-    return np.ascontiguousarray(np.transpose(x_nchw, (0, 2, 3, 1))) if layout == "NHWC" and x_nchw.ndim == 4 else x_nchw
-
-
 def _compare(graph: TFGraph, probe: np.ndarray, reference: list[np.ndarray]) -> float:
     outs = [graph.concrete_function(to_tf_layout(probe[i : i + 1], graph.input_layout)) for i in range(len(probe))]
     keys = sorted(outs[0])
@@ -244,27 +241,6 @@ def _compare(graph: TFGraph, probe: np.ndarray, reference: list[np.ndarray]) -> 
         raise _RouteMismatch(f"has {len(got)} outputs where ONNX has {len(reference)}")
     sqnrs = [sqnr_db(ref, align_layout(out, ref.shape)) for ref, out in zip(reference, got)]
     return float(min(sqnrs))
-
-
-def align_layout(out: np.ndarray, ref_shape: tuple[int, ...]) -> np.ndarray:
-    """onnx2tf may emit a 4-D output channels-last; bring it back to the PyTorch layout when shapes say so."""
-    if out.shape == tuple(ref_shape):
-        return out
-    if out.ndim == 4 and (out.shape[0], out.shape[3], out.shape[1], out.shape[2]) == tuple(ref_shape):
-        return np.transpose(out, (0, 3, 1, 2))
-    if out.size == int(np.prod(ref_shape)):
-        return out.reshape(ref_shape)
-    raise _RouteMismatch(f"output shape {out.shape} cannot be matched to the PyTorch shape {tuple(ref_shape)}")
-
-
-def sqnr_db(reference: np.ndarray, output: np.ndarray) -> float:
-    """Mean over samples of 10*log10(|ref|^2 / |ref-out|^2); identical outputs count as 200 dB."""
-    ref = reference.reshape(len(reference), -1).astype(np.float64)
-    out = output.reshape(len(output), -1).astype(np.float64)
-    signal = (ref**2).sum(axis=1)
-    noise = ((ref - out) ** 2).sum(axis=1)
-    per = np.where(noise > 0, 10 * np.log10(np.maximum(signal, 1e-30) / np.maximum(noise, 1e-30)), 200.0)
-    return float(np.clip(per, -100.0, 200.0).mean())
 
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")

@@ -12,14 +12,12 @@ from __future__ import annotations
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
-from .results import Fidelity, LatencyStats
-from .tf_convert import align_layout, sqnr_db
+from conversions.engine.report.results import LatencyStats
 
-CONFIDENT_PROBABILITY = 0.5
 _FLOAT_DTYPES = (np.float32, np.float16, np.float64)
 
 
@@ -81,49 +79,6 @@ class TFLiteModel:
 def predict_many(model: TFLiteModel, inputs: np.ndarray) -> list[np.ndarray]:
     per = [model.predict(inputs[i : i + 1]) for i in range(len(inputs))]
     return [np.concatenate([p[k] for p in per]) for k in range(len(per[0]))]
-
-
-def as_probabilities(logits: np.ndarray) -> np.ndarray:
-    """Softmax unless the rows already are probabilities (a model that ends in softmax)."""
-    x = logits.reshape(len(logits), -1).astype(np.float64)
-    if x.min() >= 0 and np.allclose(x.sum(axis=1), 1.0, atol=1e-3):
-        return x
-    x = x - x.max(axis=1, keepdims=True)
-    e = np.exp(x)
-    return e / e.sum(axis=1, keepdims=True)
-
-
-def is_classifier_output(ref: np.ndarray) -> bool:
-    return ref.ndim == 2 and ref.shape[1] >= 2
-
-
-def fidelity(reference: np.ndarray, output: np.ndarray) -> Fidelity:
-    """Compares one output tensor of a TFLite model with PyTorch's on the same samples."""
-    output = align_layout(output, reference.shape)
-    sqnr = sqnr_db(reference, output)
-    max_err = float(np.abs(reference.astype(np.float64) - output).max()) if reference.size else 0.0
-    n = len(reference)
-    if not is_classifier_output(reference):
-        return Fidelity(n, None, 0, None, None, round(sqnr, 2), max_err)
-    ref_top1 = reference.argmax(axis=1)
-    out_top1 = output.argmax(axis=1)
-    k = min(5, reference.shape[1])
-    out_top5 = np.argsort(-output, axis=1)[:, :k]
-    confident = as_probabilities(reference).max(axis=1) >= CONFIDENT_PROBABILITY
-    agree = ref_top1 == out_top1
-    return Fidelity(
-        samples=n,
-        top1_agreement=_pct(agree.mean()) if n else None,
-        confident_samples=int(confident.sum()),
-        confident_top1_agreement=_pct(agree[confident].mean()) if confident.any() else None,
-        top5_agreement=_pct((out_top5 == ref_top1[:, None]).any(axis=1).mean()) if n else None,
-        sqnr_db=round(sqnr, 2),
-        max_abs_error=max_err,
-    )
-
-
-def _pct(x: float) -> float:
-    return round(float(x) * 100.0, 2)
 
 
 def measure_latencies(
@@ -195,20 +150,3 @@ def model_input_dtype(model: bytes | Path) -> str:
     return np.dtype(TFLiteModel(model).input["dtype"]).name
 
 
-def top_k(row: np.ndarray, k: int = 3) -> list[tuple[int, float]]:
-    probs = as_probabilities(row[None])[0]
-    idx = np.argsort(-probs)[:k]
-    return [(int(i), round(float(probs[i]), 4)) for i in idx]
-
-
-def summarize_table(rows: Sequence[dict[str, Any]]) -> str:
-    """A fixed-width text table of the dict rows (keys of the first row are the columns)."""
-    if not rows:
-        return ""
-    cols = list(rows[0])
-    cells = [[str(r.get(c, "")) for c in cols] for r in rows]
-    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(cols)]
-    line = "  ".join(c.ljust(w) for c, w in zip(cols, widths))
-    sep = "  ".join("-" * w for w in widths)
-    body = "\n".join("  ".join(v.ljust(w) for v, w in zip(row, widths)) for row in cells)
-    return f"{line}\n{sep}\n{body}"

@@ -12,14 +12,16 @@ from typing import Any
 
 import numpy as np
 
-from .accuracy import labeled_accuracy, with_drop
-from .config import ExportConfig
-from .model_loading import LoadedModel
-from .outputs import variant_label
-from .progress import Progress
-from .results import VariantReport
-from .run_data import EvaluationSet, PreparedData, first_output
-from .tf_convert import TFGraph, to_tf_layout
+from conversions.engine.config import ExportConfig
+from conversions.engine.convert.tf_routes import TFGraph
+from conversions.engine.data.run_inputs import EvaluationSet, PreparedData, first_output
+from conversions.engine.model.loading import LoadedModel
+from conversions.engine.progress import Progress
+from conversions.engine.report.outputs import variant_label
+from conversions.engine.report.results import VariantReport
+from conversions.engine.tensors import to_tf_layout
+from conversions.engine.verify.accuracy import labeled_accuracy, with_drop
+
 
 def verify_variants(
     config: ExportConfig,
@@ -32,7 +34,13 @@ def verify_variants(
 ) -> tuple[list[VariantReport], dict[str, Any]]:
     import torch
 
-    from .verify import TFLiteModel, audit_ops, fidelity, measure_latencies, predict_many
+    from conversions.engine.verify.interpreter import (
+        TFLiteModel,
+        audit_ops,
+        measure_latencies,
+        predict_many,
+    )
+    from conversions.engine.verify.metrics import fidelity
 
     eval_nchw = data.evaluation.inputs_nchw
     step = 1 if loaded.route == "exported_program" else 16  # an exported program keeps its traced batch size
@@ -106,7 +114,7 @@ def disagreement_examples(
     ref: np.ndarray, outputs: dict[str, np.ndarray], variants: tuple[str, ...], evaluation: EvaluationSet, limit: int = 6
 ) -> dict[str, Any] | None:
     """A few held-out images where the most quantized variant and PyTorch disagree, with both top-3."""
-    from .verify import is_classifier_output, top_k
+    from conversions.engine.verify.metrics import is_classifier_output, top_k
 
     quantized = [v for v in ("int8", "int16x8", "dynamic", "float16") if v in variants and v in outputs]
     if not quantized or not is_classifier_output(ref) or not evaluation.files:

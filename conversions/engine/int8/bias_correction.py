@@ -31,7 +31,12 @@ from typing import Any
 
 import numpy as np
 
-from .layer_debug import debug_interpreter, dequantized, feed, pair_models
+from conversions.engine.int8.tflite_graph import (
+    debug_interpreter,
+    dequantized,
+    feed,
+    pair_models,
+)
 
 CORRECTED_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
 PASSES = 1
@@ -127,7 +132,7 @@ def _channel_means(interp: Any, samples: np.ndarray, tensors: dict[int, int], fl
 
 
 def _output_sqnr(float_model: bytes, quant_model: bytes, samples: np.ndarray) -> float:
-    from .tf_convert import sqnr_db
-    from .verify import TFLiteModel, predict_many
+    from conversions.engine.tensors import sqnr_db
+    from conversions.engine.verify.interpreter import TFLiteModel, predict_many
 
     return sqnr_db(predict_many(TFLiteModel(float_model), samples)[0], predict_many(TFLiteModel(quant_model), samples)[0])

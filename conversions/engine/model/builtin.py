@@ -10,7 +10,7 @@ from typing import Callable
 
 import torch.nn as nn
 
-from .errors import CheckpointError
+from conversions.engine.errors import CheckpointError
 
 
 @dataclass(frozen=True)

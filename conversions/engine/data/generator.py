@@ -23,10 +23,10 @@ from typing import Any, Callable, Iterator, TextIO
 import numpy as np
 from PIL import Image
 
-from .atomic import write_bytes_atomic
-from .config import parse_input_shape
-from .data.layouts import ACCEPTED_LAYOUTS, DATASET_TYPES, DatasetStructure, ImageItem, detect_dataset
-from .data.preprocess import (
+from conversions.engine.data.decode import decode_file, resolve_input_shape
+from conversions.engine.data.layouts import detect_dataset
+from conversions.engine.data.options import preprocess_overrides_from_args
+from conversions.engine.data.preprocess import (
     MAX_IMAGE_PIXELS,
     PRESETS,
     ImageReadError,
@@ -34,16 +34,20 @@ from .data.preprocess import (
     build_spec,
     conversion_note,
     exif_orientation,
-    load_image,
     open_image,
-    to_layout,
     transform,
 )
-from .data.options import preprocess_overrides_from_args
-from .data.sampling import Sampler, budget
-from .data.standalone import module_source
-from .data.streaming import default_workers, stream
-from .errors import DatasetError
+from conversions.engine.data.sampling import Sampler, budget
+from conversions.engine.data.standalone import module_source
+from conversions.engine.data.streaming import default_workers, stream
+from conversions.engine.data.structure import (
+    ACCEPTED_LAYOUTS,
+    DATASET_TYPES,
+    DatasetStructure,
+    ImageItem,
+)
+from conversions.engine.errors import DatasetError
+from conversions.engine.report.atomic import write_bytes_atomic
 
 __all__ = [
     "ACCEPTED_LAYOUTS",
@@ -65,45 +69,6 @@ EVALUATION_POLICY = (
     "evaluation images are drawn after calibration from the same shuffled pools, in the same split "
     "preference (the chosen split first, then val, test, train), so they never overlap calibration"
 )
-
-
-def resolve_input_shape(
-    input_shape: tuple[int, ...] | list[int] | str | None, input_size: int | tuple[int, int], layout: str
-) -> tuple[int, tuple[int, int]]:
-    """(channels, (H, W)) from the model's input shape, which wins over ``input_size``.
-
-    The shape is N,C,H,W; with ``layout="NHWC"`` an N,H,W,C shape (channels last, 1/3/4) is recognised too.
-    """
-    if input_shape is None:
-        size = (input_size, input_size) if isinstance(input_size, int) else tuple(input_size)
-        return 3, (int(size[0]), int(size[1]))
-    shape = parse_input_shape(input_shape) if isinstance(input_shape, str) else tuple(int(d) for d in input_shape)
-    if len(shape) == 3:
-        shape = (1, *shape)
-    if len(shape) != 4:
-        raise ValueError(f"input shape {shape} must be N,C,H,W (e.g. 1,3,224,224)")
-    if layout == "NHWC" and shape[3] in (1, 3, 4) and shape[1] not in (1, 3, 4):
-        return shape[3], (shape[1], shape[2])
-    return shape[1], (shape[2], shape[3])
-
-
-def _decode(
-    path: str,
-    spec: PreprocessSpec,
-    layout: str,
-    custom: Callable[[Image.Image], np.ndarray] | None,
-    max_pixels: int,
-) -> np.ndarray:
-    """One file -> one preprocessed sample; runs in the worker processes."""
-    image = load_image(path, None if custom else spec, spec.channels, max_pixels)
-    if custom is None:
-        return to_layout(transform(image, spec), layout)
-    chw = np.asarray(custom(image))
-    if chw.ndim == 2:
-        chw = chw[None]
-    if chw.ndim != 3:
-        raise ValueError(f"the preprocess callable returned shape {chw.shape} for {path}; it must return a CHW array")
-    return to_layout(chw, layout)
 
 
 class RepresentativeDataGenerator:
@@ -258,7 +223,7 @@ class RepresentativeDataGenerator:
         return transform(image, self.preprocess_spec)
 
     def _decoder(self) -> Callable[[str], np.ndarray]:
-        return partial(_decode, spec=self.preprocess_spec, layout=self.layout, custom=self.custom_preprocess,
+        return partial(decode_file, spec=self.preprocess_spec, layout=self.layout, custom=self.custom_preprocess,
                        max_pixels=self.max_image_pixels)
 
     def _stream(self, items: list[ImageItem]) -> Iterator[tuple[ImageItem, np.ndarray]]:

@@ -6,10 +6,10 @@ import html
 import json
 from pathlib import Path
 
-from . import atomic
-from .charts import report_charts, variant_series
-from .results import ExportReport
-from .summary import format_summary, summary_table
+from conversions.engine.report import atomic
+from conversions.engine.report.charts import report_charts, variant_series
+from conversions.engine.report.results import ExportReport
+from conversions.engine.report.summary import format_summary, summary_table
 
 
 def markdown_report(report: ExportReport) -> str:

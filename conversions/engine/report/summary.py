@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from .results import ExportReport, VariantReport
-from .verify import summarize_table
+from typing import Any, Sequence
+
+from conversions.engine.report.results import ExportReport, VariantReport
 
 
 def _mb(n: int | None) -> str:
@@ -101,3 +102,16 @@ def format_summary(report: ExportReport) -> str:
     for kind, path in report.intermediate_files.items():
         lines.append(f"wrote {path} ({kind})")
     return "\n".join(lines)
+
+
+def summarize_table(rows: Sequence[dict[str, Any]]) -> str:
+    """A fixed-width text table of the dict rows (keys of the first row are the columns)."""
+    if not rows:
+        return ""
+    cols = list(rows[0])
+    cells = [[str(r.get(c, "")) for c in cols] for r in rows]
+    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(cols)]
+    line = "  ".join(c.ljust(w) for c, w in zip(cols, widths))
+    sep = "  ".join("-" * w for w in widths)
+    body = "\n".join("  ".join(v.ljust(w) for v, w in zip(row, widths)) for row in cells)
+    return f"{line}\n{sep}\n{body}"

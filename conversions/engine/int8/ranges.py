@@ -32,11 +32,11 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from .config import CALIBRATION_METHODS as METHODS
-from .config import DEFAULT_CALIBRATION as DEFAULT_METHOD
-from .errors import ConversionError
-from .tflite_export import RepresentativeDataGen
-from .progress import NullProgress, Progress
+from conversions.engine.config import CALIBRATION_METHODS as METHODS
+from conversions.engine.config import DEFAULT_CALIBRATION as DEFAULT_METHOD
+from conversions.engine.convert.tflite_variant import RepresentativeDataGen
+from conversions.engine.errors import ConversionError
+from conversions.engine.progress import NullProgress, Progress
 
 log = logging.getLogger("quantweb.engine")
 
@@ -158,7 +158,7 @@ def collect_histograms(
     expected: int | None = None,
 ) -> dict[int, np.ndarray]:
     """Histogram of every calibrated tensor over its recorded [min, max], from a second pass of the stream."""
-    from .layer_debug import debug_interpreter
+    from conversions.engine.int8.tflite_graph import debug_interpreter
 
     progress = progress or NullProgress()
     interp = debug_interpreter(calibrated)

@@ -10,13 +10,17 @@ from typing import Any, Callable, Iterable
 
 import numpy as np
 
-from . import atomic
-from .config import DataSpec, ExportConfig, ModelSpec
-from .model_loading import LoadedModel, load_model
-from .onnx_export import export_onnx
-from .results import ExportReport
-from .tf_convert import TFGraph, convert_to_tf, set_quiet_tf_logging
-from .tflite_export import convert_variant
+from conversions.engine.config import DataSpec, ExportConfig, ModelSpec
+from conversions.engine.convert.onnx_export import export_onnx
+from conversions.engine.convert.tf_routes import (
+    TFGraph,
+    convert_to_tf,
+    set_quiet_tf_logging,
+)
+from conversions.engine.convert.tflite_variant import convert_variant
+from conversions.engine.model.loading import LoadedModel, load_model
+from conversions.engine.report import atomic
+from conversions.engine.report.results import ExportReport
 
 
 class ModelExporter:
@@ -90,7 +94,9 @@ class ModelExporter:
             formats=("all",),
             force=self.force,
         )
-        from .pipeline import run_export  # the full pipeline imports this module
+        from conversions.engine.pipeline import (
+            run_export,  #the full pipeline imports this module
+        )
 
         return run_export(config)
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-from .errors import ConversionError
+from conversions.engine.errors import ConversionError
 
 DEFAULT_OPSET = 17
 

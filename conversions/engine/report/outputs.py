@@ -7,11 +7,11 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from . import atomic
-from .config import ExportConfig
-from .report_files import write_report_files
-from .results import ExportReport
-from .tf_convert import TFGraph
+from conversions.engine.config import ExportConfig
+from conversions.engine.convert.tf_routes import TFGraph
+from conversions.engine.report import atomic
+from conversions.engine.report.files import write_report_files
+from conversions.engine.report.results import ExportReport
 
 DEFAULT_EXPORT_DIR = Path("exports")
 

@@ -59,24 +59,27 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from .bias_correction import correct_biases
-from .calibration_ranges import CalibrationResult, calibrate, quantize
-from .layer_debug import BOUNDARY_OPS, debug_interpreter, graph_ops, layer_errors, summary_lines
-from .tflite_export import RepresentativeDataGen
-from .progress import NullProgress, Progress, timed
-from .tf_convert import sqnr_db, to_tf_layout
+from conversions.engine.convert.tflite_variant import RepresentativeDataGen
+from conversions.engine.int8.budget import Budget, predict_flat
+from conversions.engine.int8.ranges import CalibrationResult, quantize
+from conversions.engine.int8.tflite_graph import (
+    BOUNDARY_OPS,
+    debug_interpreter,
+    graph_ops,
+)
+from conversions.engine.progress import Progress
+from conversions.engine.tensors import sqnr_db, to_tf_layout
 
 log = logging.getLogger("quantweb.engine")
 
-OVER_BUDGET_SUFFIX = "_over_budget"
-RANKING_SAMPLES = 32
-LAYER_SAMPLES = 16
-"""Per-layer error runs both models without XNNPACK, keeping every tensor: 16 images keep it to seconds."""
 MAX_RANKING_EVALUATIONS = 24
 SEGMENTS = 8
 MIN_GAIN_DB = 0.05
 
 Stream = RepresentativeDataGen
+
+
+OVER_BUDGET_SUFFIX = "_over_budget"
 
 
 @dataclass
@@ -100,141 +103,6 @@ class GuardOutcome:
         for report in reports:
             if report.variant == "int8":
                 report.extra.update(self.extra)
-
-
-def without_int8(config: Any) -> Any:
-    """The config for the pipeline's other variants: int8 is built here, from one calibration pass."""
-    import dataclasses
-
-    return dataclasses.replace(config, variants=tuple(v for v in config.variants if v != "int8"))
-
-
-def build_int8(
-    config: Any,
-    graph: Any,
-    built: dict[str, bytes],
-    stream: Stream,
-    evaluation: Any,
-    progress: Progress | None = None,
-    timings: dict[str, float] | None = None,
-    expected_samples: int | None = None,
-) -> GuardOutcome:
-    """The int8 model to ship and ``extra`` for its report (see the module docstring).
-
-    ``built["none"]`` must hold the float32 model of the same graph. Adds ``convert_int8`` (calibration,
-    ranges, quantization) and ``accuracy_guard`` (per-layer error, budget, fallback) to ``timings``.
-    """
-    progress = progress or NullProgress()
-    timings = timings if timings is not None else {}
-    method = config.calibration_method
-    float_model = built["none"]
-
-    with timed(timings, "convert_int8"):
-        progress.stage("convert int8 (calibrating" + (f", {method} ranges)" if method != "minmax" else ")"))
-        calibration = calibrate(graph.concrete_function, stream, method, progress, expected_samples)
-        model = quantize(calibration.model, config.io_type)
-    extra: dict[str, Any] = {"calibration_method": method, "calibration": calibration.to_dict()}
-    if config.bias_correction:  # weight rounding: fold each op's mean output error into its bias (#6)
-        with timed(timings, "bias_correction"):
-            progress.stage("int8: bias correction")
-            samples = _first_samples(stream, RANKING_SAMPLES)
-            model, extra["bias_correction"] = correct_biases(calibration.calibrated, model, samples)
-        progress.log("bias correction: {ops} ops, output SQNR {sqnr_before} -> {sqnr_after} dB".format(**extra["bias_correction"]))
-    if method != "minmax":
-        progress.log(
-            f"{method} activation ranges: {extra['calibration']['tensors_narrowed']} of "
-            f"{extra['calibration']['tensors']} ranges narrowed"
-        )
-
-    with timed(timings, "accuracy_guard"):
-        started = time.perf_counter()
-        progress.stage("int8: per-layer error")
-        ranking = _first_samples(stream, RANKING_SAMPLES)
-        # The calibrated model is the float graph under the very node names the quantizer matches denylists by.
-        layers = layer_errors(calibration.calibrated, model, ranking[:LAYER_SAMPLES], graph.onnx_path, graph.input_layout)
-        extra["layer_errors"] = layers
-        for line in summary_lines(layers, limit=len(layers["ops"]) if config.debug else 8):
-            progress.log(line)
-        if config.max_drop is None:
-            return GuardOutcome(model, extra)
-        guard = Guard(config, graph, float_model, stream, evaluation, ranking, progress, expected_samples)
-        if method != "minmax":  # the run says what the chosen ranges bought over the converter's own
-            extra["calibration"]["minmax_on_evaluation"] = guard.budget.measure(quantize(calibration.calibrated, config.io_type))
-        outcome = guard.run(model, calibration, layers, started)
-    outcome.extra = {**extra, **outcome.extra}
-    return outcome
-
-
-def _first_samples(stream: Stream, count: int) -> np.ndarray:
-    out = []
-    for sample in stream():
-        out.append(np.asarray(sample[0], dtype=np.float32).reshape(np.shape(sample[0])[1:]))
-        if len(out) >= count:
-            break
-    return np.stack(out)
-
-
-class _Budget:
-    """Measures a model on the evaluation images against the float model: the run's budget figure."""
-
-    def __init__(self, float_model: bytes, eval_tf: np.ndarray, targets: np.ndarray | None, max_drop: float) -> None:
-        from .verify import CONFIDENT_PROBABILITY, as_probabilities, is_classifier_output
-
-        self.inputs = eval_tf
-        self.max_drop = max_drop
-        self.reference = _predict(float_model, eval_tf)
-        self.usable = is_classifier_output(self.reference)
-        self.targets = targets if targets is not None and (np.asarray(targets) >= 0).any() else None
-        self.confident = (
-            as_probabilities(self.reference).max(axis=1) >= CONFIDENT_PROBABILITY if self.usable else None
-        )
-        if self.targets is not None:
-            self.metric = "labeled_top1_accuracy"
-            self.label = "labeled top-1 accuracy (%) on the held-out evaluation images"
-            self.samples = int((self.targets >= 0).sum())
-            self.reference_value = self._accuracy(self.reference)
-        elif self.usable and self.confident.any():
-            self.metric = "confident_top1_agreement"
-            self.label = (
-                f"top-1 agreement (%) with the float model on held-out images it classifies with p >= "
-                f"{CONFIDENT_PROBABILITY}"
-            )
-            self.samples = int(self.confident.sum())
-            self.reference_value = 100.0
-        else:
-            self.metric = "top1_agreement"
-            self.label = "top-1 agreement (%) with the float model on all held-out images (none is confident)"
-            self.samples = len(eval_tf)
-            self.reference_value = 100.0
-
-    def _accuracy(self, out: np.ndarray) -> float:
-        known = self.targets >= 0
-        return float((out[known].argmax(axis=1) == self.targets[known]).mean() * 100)
-
-    def measure(self, model: bytes) -> dict[str, Any]:
-        out = _predict(model, self.inputs)
-        agree = out.argmax(axis=1) == self.reference.argmax(axis=1)
-        if self.metric == "labeled_top1_accuracy":
-            value = self._accuracy(out)
-        elif self.metric == "confident_top1_agreement":
-            value = float(agree[self.confident].mean() * 100)
-        else:
-            value = float(agree.mean() * 100)
-        drop = self.reference_value - value
-        return {
-            "value": round(value, 2),
-            "drop": round(drop, 2),
-            "top1_agreement": round(float(agree.mean() * 100), 2),
-            "sqnr_db": round(sqnr_db(self.reference, out), 2),
-            "meets_budget": bool(drop <= self.max_drop + 1e-9),
-        }
-
-
-def _predict(model: bytes, inputs: np.ndarray) -> np.ndarray:
-    from .verify import TFLiteModel, predict_many
-
-    out = predict_many(TFLiteModel(model), inputs)[0]
-    return out.reshape(len(out), -1)
 
 
 @dataclass
@@ -276,15 +144,15 @@ class Guard:
         self.progress = progress
         self.expected = expected_samples
         self.ranking = ranking
-        self.ranking_ref = _predict(float_model, ranking)
+        self.ranking_ref = predict_flat(float_model, ranking)
         eval_tf = to_tf_layout(evaluation.inputs_nchw, graph.input_layout)
-        self.budget = _Budget(float_model, eval_tf, getattr(evaluation, "targets", None), float(config.max_drop))
+        self.budget = Budget(float_model, eval_tf, getattr(evaluation, "targets", None), float(config.max_drop))
         self.evaluations = 0
 
     def score(self, model: bytes) -> float:
         """Output SQNR against the float model on the ranking (calibration) images."""
         self.evaluations += 1
-        return sqnr_db(self.ranking_ref, _predict(model, self.ranking))
+        return sqnr_db(self.ranking_ref, predict_flat(model, self.ranking))
 
     def run(self, model: bytes, calibration: CalibrationResult, layers: dict[str, Any], started: float) -> GuardOutcome:
         cfg = self.config
@@ -366,7 +234,7 @@ class Guard:
         if not any(a[0]["meets_budget"] for a in attempts):
             step_start = time.perf_counter()
             progress.stage("accuracy guard: last resort, int16 activations for the whole model (int16x8)")
-            from .tflite_export import convert_variant
+            from conversions.engine.convert.tflite_variant import convert_variant
 
             candidate, _ = convert_variant(
                 self.graph.concrete_function, "int16x8", self.stream, expected_samples=self.expected
@@ -481,7 +349,7 @@ class Guard:
                                 "size_ratio": round(len(after) / len(before), 4)}
         if after is before:
             return {**cost, "latency_ms_before": None, "latency_ms_after": None, "latency_ratio": 1.0}
-        from .verify import measure_latencies
+        from conversions.engine.verify.interpreter import measure_latencies
 
         stats = measure_latencies({"before": before, "after": after}, self.budget.inputs[:1], threads=1, runs=30)
         b, a = stats["before"].median, stats["after"].median

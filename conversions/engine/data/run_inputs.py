@@ -7,13 +7,14 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from .accuracy import class_to_output, read_labels
-from .config import ExportConfig
-from .errors import QuantwebError
-from .model_loading import LoadedModel
-from .progress import Progress
-from .tf_convert import to_tf_layout
-from .tflite_export import RepresentativeDataGen
+from conversions.engine.config import ExportConfig
+from conversions.engine.convert.tflite_variant import RepresentativeDataGen
+from conversions.engine.data.labels import class_to_output, read_labels
+from conversions.engine.errors import QuantwebError
+from conversions.engine.model.loading import LoadedModel
+from conversions.engine.progress import Progress
+from conversions.engine.tensors import to_tf_layout
+
 
 @dataclass
 class EvaluationSet:
@@ -53,7 +54,7 @@ def prepare_data(config: ExportConfig, loaded: LoadedModel, progress: Progress) 
             [note],
         )
 
-    from .representative_data import RepresentativeDataGenerator
+    from conversions.engine.data.generator import RepresentativeDataGenerator
 
     preset = spec.preprocess
     if preset == "auto":

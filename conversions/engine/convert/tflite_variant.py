@@ -13,8 +13,8 @@ from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 
-from .errors import ConversionError
-from .progress import NullProgress, Progress
+from conversions.engine.errors import ConversionError
+from conversions.engine.progress import NullProgress, Progress
 
 log = logging.getLogger("quantweb.engine")
 

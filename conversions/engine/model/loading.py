@@ -24,9 +24,9 @@ from typing import Any, Callable
 import torch
 import torch.nn as nn
 
-from .builtin_models import BUILTIN_MODELS, get_builtin
-from .config import ModelSpec
-from .errors import CheckpointError
+from conversions.engine.config import ModelSpec
+from conversions.engine.errors import CheckpointError
+from conversions.engine.model.builtin import BUILTIN_MODELS, get_builtin
 
 log = logging.getLogger("quantweb.engine")
 

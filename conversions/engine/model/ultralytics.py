@@ -19,7 +19,7 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-from ..errors import CheckpointError
+from conversions.engine.errors import CheckpointError
 
 INSTALL_HINT = (
     "install the optional extra in this venv: `pip install -r requirements-ultralytics.txt` (it pulls ultralytics "
@@ -64,7 +64,7 @@ def load_ultralytics(spec: Any) -> Any | None:
             f"{path} is an Ultralytics checkpoint, a pickle of the whole model, and unpickling runs code from the "
             "file; pass --trust-checkpoint if you trust where it came from."
         )
-    from ..model_loading import LoadedModel
+    from conversions.engine.model.loading import LoadedModel
 
     model = _load(path)
     model = model.float().eval()

@@ -7,7 +7,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from .errors import OutputExistsError
+from conversions.engine.errors import OutputExistsError
 
 
 def check_writable(path: Path, force: bool) -> None:

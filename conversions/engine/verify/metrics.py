@@ -1,0 +1,59 @@
+"""Agreement of a model's outputs with PyTorch's: top-1/top-5, confident top-1, SQNR."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from conversions.engine.report.results import Fidelity
+from conversions.engine.tensors import align_layout, sqnr_db
+
+CONFIDENT_PROBABILITY = 0.5
+
+
+def as_probabilities(logits: np.ndarray) -> np.ndarray:
+    """Softmax unless the rows already are probabilities (a model that ends in softmax)."""
+    x = logits.reshape(len(logits), -1).astype(np.float64)
+    if x.min() >= 0 and np.allclose(x.sum(axis=1), 1.0, atol=1e-3):
+        return x
+    x = x - x.max(axis=1, keepdims=True)
+    e = np.exp(x)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def is_classifier_output(ref: np.ndarray) -> bool:
+    return ref.ndim == 2 and ref.shape[1] >= 2
+
+
+def fidelity(reference: np.ndarray, output: np.ndarray) -> Fidelity:
+    """Compares one output tensor of a TFLite model with PyTorch's on the same samples."""
+    output = align_layout(output, reference.shape)
+    sqnr = sqnr_db(reference, output)
+    max_err = float(np.abs(reference.astype(np.float64) - output).max()) if reference.size else 0.0
+    n = len(reference)
+    if not is_classifier_output(reference):
+        return Fidelity(n, None, 0, None, None, round(sqnr, 2), max_err)
+    ref_top1 = reference.argmax(axis=1)
+    out_top1 = output.argmax(axis=1)
+    k = min(5, reference.shape[1])
+    out_top5 = np.argsort(-output, axis=1)[:, :k]
+    confident = as_probabilities(reference).max(axis=1) >= CONFIDENT_PROBABILITY
+    agree = ref_top1 == out_top1
+    return Fidelity(
+        samples=n,
+        top1_agreement=_pct(agree.mean()) if n else None,
+        confident_samples=int(confident.sum()),
+        confident_top1_agreement=_pct(agree[confident].mean()) if confident.any() else None,
+        top5_agreement=_pct((out_top5 == ref_top1[:, None]).any(axis=1).mean()) if n else None,
+        sqnr_db=round(sqnr, 2),
+        max_abs_error=max_err,
+    )
+
+
+def _pct(x: float) -> float:
+    return round(float(x) * 100.0, 2)
+
+
+def top_k(row: np.ndarray, k: int = 3) -> list[tuple[int, float]]:
+    probs = as_probabilities(row[None])[0]
+    idx = np.argsort(-probs)[:k]
+    return [(int(i), round(float(probs[i]), 4)) for i in idx]
