@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/bench_accuracy_guard.py [--seeds 0,1,2] [--skip-lite0]
 
 Models: the bundled EfficientNet-Lite0 (ImageNet weights) and the test model with a planted outlier range
-(``tests/engine_guard/spiky_model.py``, 1x3x32x32). Data: the bundled photo crops (``demo/photos/crops``,
+(``tests/support/spiky_model.py``, 1x3x32x32). Data: the bundled photo crops (``demo/photos/crops``,
 288 images); each seed draws 100 for calibration and the other 188 as held-out evaluation images. Fidelity is
 measured against PyTorch on the held-out images: top-1 agreement on all of them, on the ones PyTorch
 classifies with p >= 0.5 ("confident"), and SQNR of the logits.
@@ -43,17 +43,21 @@ from conversions.engine.data.run_inputs import (  # noqa: E402
     prepare_data,
 )
 from conversions.engine.int8 import ranges as cr  # noqa: E402
+from conversions.engine.report.records import to_json  # noqa: E402
 from conversions.engine.int8.guard import Guard, float_units  # noqa: E402
 from conversions.engine.int8.layer_error import layer_errors  # noqa: E402
 from conversions.engine.model.loading import load_model  # noqa: E402
 from conversions.engine.pipeline import run_export  # noqa: E402
 from conversions.engine.progress import NullProgress  # noqa: E402
 from conversions.engine.tensors import to_tf_layout  # noqa: E402
-from conversions.engine.verify.interpreter import TFLiteModel, predict_many  # noqa: E402
+from conversions.engine.verify.interpreter import (  # noqa: E402
+    TFLiteModel,
+    predict_many,
+)
 from conversions.engine.verify.metrics import fidelity  # noqa: E402
 
 PHOTOS = REPO / "demo" / "photos" / "crops"
-SPIKY = REPO / "tests" / "engine_guard" / "spiky_model.py"
+SPIKY = REPO / "tests" / "support" / "spiky_model.py"
 
 
 def specs(workdir: Path, skip_lite0: bool) -> dict[str, ModelSpec]:
@@ -118,7 +122,7 @@ def bench_guard(name: str, spec: ModelSpec, workdir: Path) -> None:
     report = run_export(config_for(spec, 0, out, max_drop=1.0))
     total = time.perf_counter() - t0
     v = report.variant("int8")
-    g = v.extra["guard"]
+    g = to_json(v.guard)
     kept = ", ".join(dict.fromkeys(k["label"] for k in g["kept_float"])) or "none"
     cost = g.get("cost") or {}
     print(
@@ -137,7 +141,7 @@ def bench_ranking(spec: ModelSpec, workdir: Path, counts: tuple[int, ...] = (2, 
     graph = convert_to_tf(export_onnx(loaded.module, loaded.input_shape, workdir / "rank.onnx"), workdir,
                           data.evaluation.inputs_nchw)
     stream = calibration_stream(data, graph.input_layout)
-    float_model = convert_variant(graph.concrete_function, "none")[0]
+    float_model = convert_variant(graph.concrete_function, "float32")[0]
     cal = cr.calibrate(graph.concrete_function, stream, "minmax")
     base = cr.quantize(cal.model)
     evaluation = SimpleNamespace(inputs_nchw=data.evaluation.inputs_nchw, targets=None)
@@ -148,8 +152,8 @@ def bench_ranking(spec: ModelSpec, workdir: Path, counts: tuple[int, ...] = (2, 
     units, _, _ = float_units(float_model)
     ranked = guard.rank(units, cal, guard.score(base), layers)
     t_rank = time.perf_counter() - t0
-    by_layer = [layers["ops"][k]["name"] for k in layers["damage_order"]]
-    b = guard.budget.measure(base)
+    by_layer = [op.name for op in layers.worst(len(layers.ops))]
+    b = to_json(guard.budget.measure(base))
     print(f"| none (plain int8) | 0 | {b['top1_agreement']:.1f} | {b['value']:.1f} | {b['sqnr_db']:.2f} | 1.00 |")
     for n in counts:
         end_to_end: list[str] = []
@@ -159,11 +163,11 @@ def bench_ranking(spec: ModelSpec, workdir: Path, counts: tuple[int, ...] = (2, 
                 break
         for label, kept in (("per-layer SQNR, worst first", by_layer[:n]), ("end-to-end ranking (guard)", end_to_end[:n])):
             model = cr.quantize(cal.model, keep_float=kept)
-            m = guard.budget.measure(model)
+            m = to_json(guard.budget.measure(model))
             print(f"| {label} | {len(kept)} | {m['top1_agreement']:.1f} | {m['value']:.1f} | {m['sqnr_db']:.2f} | "
                   f"{len(model) / len(base):.2f} |", flush=True)
     print(f"<!-- ranking: {guard.evaluations} conversions, {t_rank:.1f} s -->")
-    label = {r["name"]: r["label"] for r in layers["ops"]}
+    label = {r.name: r.label for r in layers.ops}
     print("<!-- end-to-end top units: " + "; ".join(
         f"{'+'.join(dict.fromkeys(label.get(o, o) for o in u.ops))} {g:.2f} dB" for u, g, _ in ranked[:6]) + " -->")
     print("<!-- per-layer worst: " + "; ".join(label.get(o, o) for o in by_layer[:8]) + " -->")

@@ -2,7 +2,7 @@
 
 Runs, side by side on the bundled default (EfficientNet-Lite0 on 432 crops of the bundled photos, made in a
 temporary folder by demo/make_demo_crops.py), for each calibration
-size: one `export_models --quantize none,float16,dynamic,int8,int16x8` and five separate single-variant
+size: one `export_models --quantize float32,float16,dynamic,int8,int16x8` and five separate single-variant
 exports, each in its own process (as a user would run them). Prints wall time and peak RSS of every process,
 the ratio of the all-variants run to the int8 export alone and to the five separate exports, and the
 calibration cost per image from the int8 conversion timings.
@@ -22,8 +22,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-VARIANTS = ("none", "float16", "dynamic", "int8", "int16x8")
-FOUR = ("none", "float16", "dynamic", "int8")
+VARIANTS = ("float32", "float16", "dynamic", "int8", "int16x8")
+FOUR = ("float32", "float16", "dynamic", "int8")
 """All but int16x8, whose CPU kernels are reference code (~100x slower per image than int8 here)."""
 
 
@@ -70,7 +70,7 @@ def main() -> None:
             evals = min(args.eval, total - calib)
             results[calib] = {}
             # Interleaved: the all-variants run sits between the single runs so noise hits both alike.
-            order = ["int8", "all", "none", "float16", "four", "dynamic", "int16x8"]
+            order = ["int8", "all", "float32", "float16", "four", "dynamic", "int16x8"]
             for name in order:
                 variants = {"all": ",".join(VARIANTS), "four": ",".join(FOUR)}.get(name, name)
                 out = Path(tmp) / f"{calib}-{name}"

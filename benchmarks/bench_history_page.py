@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))  # tests/support: bulk runs
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "quantweb.settings")
 os.environ.setdefault("DEBUG", "0")
 
@@ -37,9 +38,9 @@ def main() -> None:
     from django.db import connection
     from django.test import Client
     from django.test.utils import CaptureQueriesContext, setup_test_environment
+    from support.runs import bulk_create_runs
 
     from conversions.models import Checkpoint, ConversionRun, Dataset
-    from conversions.testing import bulk_create_runs
 
     setup_test_environment(debug=False)  # as in production: no query logging outside the capture below
     old_name = connection.settings_dict["NAME"]

@@ -10,21 +10,20 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 
 from conversions.engine.config import (
-    CALIBRATED_VARIANTS,
     CALIBRATION_METHODS,
     DEFAULT_CALIBRATION,
     parse_input_shape,
 )
 from conversions.engine.errors import QuantwebError
+from conversions.engine.variants import calibrated
 from conversions.models import (
     VARIANT_CHOICES,
     Checkpoint,
     ConversionRun,
     Dataset,
-    RunSettings,
-    media_relative,
     name_validator,
 )
+from conversions.run_settings import RunSettings
 from conversions.uploads import (
     ARCHIVE_SUFFIXES,
     UnsafeArchive,
@@ -33,6 +32,7 @@ from conversions.uploads import (
     extract_archive,
     new_dataset_folder,
 )
+from conversions.wording import PORTAL_FIELD_NAMES
 
 PREPROCESS_CHOICES = [
     ("imagenet", "imagenet: resize, centre crop, ImageNet mean/std"),
@@ -95,15 +95,14 @@ class NewRunForm(forms.Form):
     def clean(self):
         data = super().clean()
         variants = data.get("variants") or []
-        if any(v in CALIBRATED_VARIANTS for v in variants) and not data.get("dataset"):
+        if calibrated(variants) and not data.get("dataset"):
             self.add_error("dataset", "int8 and int16x8 are calibrated: pick a dataset of representative images.")
         return data
 
-    def launch(self, user) -> ConversionRun:
+    def run_settings(self) -> RunSettings:
         d = self.cleaned_data
-        order = [v for v, _ in VARIANT_CHOICES]
-        run_settings = RunSettings(
-            variants=tuple(sorted(d["variants"], key=order.index)),
+        return RunSettings(
+            variants=tuple(d["variants"]),
             num_calib_samples=d["num_calib_samples"],
             num_eval_samples=d["num_eval_samples"] or RunSettings.num_eval_samples,
             preprocess=d["preprocess"] or d["checkpoint"].preprocess,
@@ -111,7 +110,11 @@ class NewRunForm(forms.Form):
             calibration_method=d["calibration_method"] or DEFAULT_CALIBRATION,
             max_drop=d["max_drop"],
         )
-        return ConversionRun.launch(d["checkpoint"], d["dataset"], run_settings, user=user)
+
+    def launch(self, user) -> ConversionRun:
+        checkpoint, dataset = self.cleaned_data["checkpoint"], self.cleaned_data["dataset"]
+        config = self.run_settings().config_for(checkpoint, dataset)
+        return ConversionRun.launch(config, user, checkpoint=checkpoint, dataset=dataset)
 
 
 class DatasetForm(forms.Form):
@@ -134,8 +137,6 @@ class DatasetForm(forms.Form):
     def __init__(self, *args, user=None, **kwargs):
         super().__init__(*args, **kwargs)
         self.user = user
-        self.instance: Dataset | None = None
-        self._folder: Path | None = None
         roots = ", ".join(str(r) for r in settings.QUANTWEB_DATASET_ROOTS) or "none configured"
         self.fields["server_path"].help_text = f"Must be inside an allowed folder: {roots}."
         self.fields["archive"].help_text += f" At most {_mb(settings.QUANTWEB_MAX_DATASET_UPLOAD)}."
@@ -171,46 +172,35 @@ class DatasetForm(forms.Form):
         data = super().clean()
         if self.errors:
             return data
-        archive, server_path = data.get("archive"), data.get("server_path")
-        if bool(archive) == bool(server_path):
+        if bool(data.get("archive")) == bool(data.get("server_path")):
             raise forms.ValidationError("Upload an archive or give a server folder (one of the two).")
-        ds = Dataset(
-            name=data["name"], dataset_type=data["dataset_type"], description=data["description"],
-            created_by=self.user,
-        )  # fmt: skip
-        if archive:
-            self._folder = new_dataset_folder(data["name"])
-            try:
-                root = dataset_root(extract_archive(archive, archive.name, self._folder / "files"))
-            except UnsafeArchive as err:
-                self._discard()
-                raise forms.ValidationError(f"Archive rejected: {err}") from None
-            ds.source, ds.path, ds.archive_name = Dataset.Source.UPLOAD, media_relative(root), archive.name
-        else:
-            ds.source, ds.path = Dataset.Source.SERVER, str(server_path)
-        try:
-            ds.detect_structure()
-        except QuantwebError as err:
-            self._discard()
-            raise forms.ValidationError(str(err)) from None
-        self.instance = ds
         return data
 
-    def _discard(self) -> None:
-        if self._folder is not None:
-            shutil.rmtree(self._folder, ignore_errors=True)
-            self._folder = None
-
-    def save(self) -> Dataset:
-        ds = self.instance
+    def register(self) -> Dataset | None:
+        """Extracts the archive (if one was uploaded) and registers the dataset; on failure the error is on the
+        form, None is returned and nothing is left on disk or in the database."""
+        d = self.cleaned_data
+        archive = d.get("archive")
+        folder = new_dataset_folder(d["name"]) if archive else None
         try:
-            ds.save()
+            if archive:
+                root = dataset_root(extract_archive(archive, archive.name, folder / "files"))
+                source, archive_name = Dataset.Source.UPLOAD, archive.name
+            else:
+                root, source, archive_name = d["server_path"], Dataset.Source.SERVER, ""
+            return Dataset.register(
+                name=d["name"], path=root, source=source, dataset_type=d["dataset_type"],
+                description=d["description"], archive_name=archive_name, user=self.user,
+            )  # fmt: skip
+        except UnsafeArchive as err:
+            self.add_error("archive", f"Archive rejected: {err}")
+        except QuantwebError as err:
+            self.add_error(None, err.render(PORTAL_FIELD_NAMES))
         except IntegrityError:
-            self._discard()
-            raise
-        ds.refresh_thumbnails()
-        ds.save(update_fields=["thumbnails"])
-        return ds
+            self.add_error("name", "A dataset with this name exists; choose another name.")
+        if folder is not None:
+            shutil.rmtree(folder, ignore_errors=True)
+        return None
 
 
 class CheckpointForm(forms.Form):

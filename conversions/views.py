@@ -12,19 +12,20 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 from redis.exceptions import RedisError
 
-from conversions import jobs, report_display
-from conversions.charts import compare_charts, layer_error_chart, run_charts
+from conversions import queue, report_pages
 from conversions.engine.errors import QuantwebError
+from conversions.engine.report.results import ExportReport
 from conversions.forms import CheckpointForm, DatasetForm, NewRunForm
+from conversions.media import media_absolute
 from conversions.models import (
     VARIANT_CHOICES,
     Artifact,
     Checkpoint,
     ConversionRun,
     Dataset,
-    media_absolute,
 )
-from conversions.runs import reap_dead_runs
+from conversions.reaper import reap_dead_runs
+from conversions.wording import PORTAL_FIELD_NAMES
 
 logger = logging.getLogger("quantweb.conversions")
 PAGE_SIZE = 50
@@ -36,7 +37,7 @@ def _reap(request: HttpRequest) -> None:
     try:
         reap_dead_runs()
     except RedisError as err:
-        messages.warning(request, jobs.redis_down_message(err))
+        messages.warning(request, queue.redis_down_message(err))
 
 
 def history(request: HttpRequest) -> HttpResponse:
@@ -90,28 +91,30 @@ def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
     if run.is_active:
         _reap(request)
         run.refresh_from_db()
-    report = run.report or {}
-    threads = report_display.latency_threads([report])
-    rows = report_display.variant_rows(report, threads)
-    details = report_display.variant_details(report)
+    report = run.export_report()
+    typed = report or ExportReport(model={}, variants=())
+    threads = report_pages.latency_threads([typed])
+    rows = report_pages.variant_rows(typed, threads)
+    details = report_pages.variant_details(typed)
     layer_charts = {}
     for detail in details:
-        chart = layer_error_chart(detail["variant"], detail.pop("all_layers"))
+        chart = report_pages.layer_error_chart(detail["variant"], detail.pop("all_layers"))
         if chart:
             detail["layer_chart"] = f"layers-{detail['variant']}"
             layer_charts[detail["layer_chart"]] = chart
     context = {
         "run": run,
         "report": report,
+        "report_json": run.report,
         "artifacts": list(run.artifacts.all()),
         "threads": threads,
         "variant_rows": rows,
-        "columns": report_display.table_columns(rows),
-        "charts": run_charts(report),
+        "columns": report_pages.table_columns(rows),
+        "charts": report_pages.run_charts(typed),
         "layer_charts": layer_charts,
         "details": details,
-        "disagreements": report_display.disagreements(report),
-        "calibration_files": _calibration_files(report),
+        "disagreements": report_pages.disagreements(typed),
+        "calibration_files": report_pages.calibration_files(typed),
         "log_tail": run.log[-20000:],
     }
     return render(request, "conversions/run_detail.html", context)
@@ -130,19 +133,20 @@ def run_compare(request: HttpRequest) -> HttpResponse:
     missing = sorted(set(ids) - {r.pk for r in runs})
     if missing:
         messages.warning(request, f"No run {', '.join(f'#{pk}' for pk in missing)}.")
-    reports = [{"variants": r.report_variants, "pytorch": {"accuracy": r.pytorch_accuracy}} for r in runs]
-    threads = report_display.latency_threads(reports)
+    reports = [ExportReport.from_dict({"variants": r.report_variants, "pytorch": {"accuracy": r.pytorch_accuracy}})
+               for r in runs]  # fmt: skip
+    threads = report_pages.latency_threads(reports)
     entries = []
     for run, report in zip(runs, reports):
-        charted = run.status == ConversionRun.Status.SUCCEEDED and bool(report["variants"])
-        rows = report_display.variant_rows(report, threads) if charted else []
+        charted = run.status == ConversionRun.Status.SUCCEEDED and bool(report.variants)
+        rows = report_pages.variant_rows(report, threads) if charted else []
         entries.append({"run": run, "report": report, "charted": charted, "rows": rows})
     all_rows = [row for e in entries for row in e["rows"]]
     context = {
         "entries": entries,
         "threads": threads,
-        "columns": report_display.table_columns(all_rows),
-        "charts": compare_charts((e["run"].pk, e["report"]) for e in entries if e["charted"]),
+        "columns": report_pages.table_columns(all_rows),
+        "charts": report_pages.compare_charts((e["run"].pk, e["report"]) for e in entries if e["charted"]),
         "ids": ",".join(str(r.pk) for r in runs),
     }
     return render(request, "conversions/compare.html", context)
@@ -158,15 +162,6 @@ def _run_ids(values: list[str]) -> tuple[list[int], list[str]]:
         elif part and not part.isdigit():
             bad.append(repr(part[:20]))
     return ids, bad
-
-
-def _calibration_files(report: dict) -> list[str]:
-    calib = report.get("calibration") or {}
-    for key in ("files", "samples", "images", "paths"):
-        value = calib.get(key)
-        if isinstance(value, list) and all(isinstance(x, str) for x in value):
-            return value
-    return []
 
 
 def run_status(request: HttpRequest, pk: int) -> JsonResponse:
@@ -264,12 +259,10 @@ def dataset_detect(request: HttpRequest, pk: int) -> HttpResponse:
     """Detects the structure again (a server folder may have changed since it was registered)."""
     dataset = get_object_or_404(Dataset, pk=pk)
     try:
-        dataset.detect_structure()
+        dataset.detect_again()
     except QuantwebError as err:
-        messages.error(request, str(err))
+        messages.error(request, err.render(PORTAL_FIELD_NAMES))
         return redirect(dataset)
-    dataset.refresh_thumbnails()
-    dataset.save()
     messages.success(request, f"Detected again: {dataset.structure.get('description', '')}")
     return redirect(dataset)
 
@@ -277,9 +270,10 @@ def dataset_detect(request: HttpRequest, pk: int) -> HttpResponse:
 def dataset_new(request: HttpRequest) -> HttpResponse:
     form = DatasetForm(request.POST or None, request.FILES or None, user=request.user)
     if request.method == "POST" and form.is_valid():
-        dataset = form.save()
-        messages.success(request, f"Dataset {dataset.name} registered: {dataset.structure.get('description', '')}")
-        return redirect(dataset)
+        dataset = form.register()
+        if dataset is not None:
+            messages.success(request, f"Dataset {dataset.name} registered: {dataset.structure.get('description', '')}")
+            return redirect(dataset)
     return render(request, "conversions/dataset_new.html", {"form": form})
 
 

@@ -11,11 +11,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-VARIANTS = ("none", "float16", "dynamic", "int8", "int16x8")
-"""``none`` is float32; ``dynamic`` is int8 weights with float activations (no calibration);
-``int8`` is full integer, calibrated; ``int16x8`` is int16 activations with int8 weights, calibrated."""
+from conversions.engine.variants import NAMES as VARIANT_NAMES
+from conversions.engine.variants import VARIANTS, parse_variants
 
-CALIBRATED_VARIANTS = ("int8", "int16x8")
+CALIBRATED_VARIANTS = tuple(v.name for v in VARIANTS if v.calibrated)
 CALIBRATION_METHODS = ("minmax", "percentile", "mse")
 DEFAULT_CALIBRATION = "percentile"
 """How int8 activation ranges are chosen; measured best on both benchmark models (BENCHMARKS.md, Accuracy guard)."""
@@ -25,24 +24,6 @@ TASKS = ("auto", "classify", "detect")
 """``auto``: detect for an Ultralytics checkpoint, or a YOLO dataset with a model returning ``[B, 4 + nc, N]``."""
 DETECT_HEADS = ("auto", "normalize", "split", "none")
 """How a detector's box+score concat is made int8-safe (detection/head.py); ``none`` is the naive export."""
-
-
-def parse_variants(text: str | list[str] | tuple[str, ...]) -> tuple[str, ...]:
-    """``"none,int8"`` -> ``("none", "int8")``; ``float32`` is accepted as a synonym of ``none``."""
-    items = text.split(",") if isinstance(text, str) else list(text)
-    out: list[str] = []
-    for raw in items:
-        name = raw.strip().lower()
-        if not name:
-            continue
-        name = {"float32": "none", "fp32": "none", "fp16": "float16", "w8a16": "int16x8"}.get(name, name)
-        if name not in VARIANTS:
-            raise ValueError(f"unknown quantization {raw!r}; choose from {', '.join(VARIANTS)}")
-        if name not in out:
-            out.append(name)
-    if not out:
-        raise ValueError(f"no quantization given; choose from {', '.join(VARIANTS)}")
-    return tuple(out)
 
 
 def parse_input_shape(text: str | None, input_size: int = 224) -> tuple[int, ...]:
@@ -106,26 +87,27 @@ class ExportConfig:
     """``normalize`` coordinates before the concat, ``split`` boxes and scores, or ``none``; ``auto`` is the
     measured best (BENCHMARKS.md, Detection)."""
     variants: tuple[str, ...] = ("int8",)
+    """Canonical variant names (``variants.NAMES``); float32 is always built as the reference."""
     io_type: str = "float32"
     output: str | None = None
     """The ``.tflite`` path for a single variant; for several, ``output_dir`` names them."""
     output_dir: str | None = None
     output_template: str = "{stem}_{variant}.tflite"
-    """File name of each variant inside ``output_dir``; ``{stem}`` is the model name, ``{variant}`` is
-    ``float32`` for ``none``. The portal passes ``<model>-v<version>-{variant}-r<run id>.tflite``."""
+    """File name of each variant inside ``output_dir``; ``{stem}`` is the model name, ``{variant}`` the variant's
+    name. The portal passes ``<model>-v<version>-{variant}-r<run id>.tflite``."""
     formats: tuple[str, ...] = ("tflite",)
     force: bool = False
     latency_runs: int = 30
     latency_threads: tuple[int, ...] = (1,)
     debug: bool = False
     calibration_method: str = DEFAULT_CALIBRATION
-    """int8 activation ranges: ``minmax`` (the converter's), ``percentile`` or ``mse`` (calibration_ranges.py)."""
+    """int8 activation ranges: ``minmax`` (the converter's), ``percentile`` or ``mse`` (int8/ranges.py)."""
     max_drop: float | None = None
-    """Accuracy budget for int8 in points (accuracy_guard.py); None measures and reports, never falls back."""
+    """Accuracy budget for int8 in points (int8/guard.py); None measures and reports, never falls back."""
     max_fallback: float = 0.2
     """At most this fraction of ops may be kept in float to meet ``max_drop``."""
     bias_correction: bool = False
-    """Fold each int8 conv/FC op's mean output error on calibration images into its bias (bias_correction.py)."""
+    """Fold each int8 conv/FC op's mean output error on calibration images into its bias (int8/bias_correction.py)."""
 
     def __post_init__(self) -> None:
         if self.calibration_method not in CALIBRATION_METHODS:
@@ -134,9 +116,8 @@ class ExportConfig:
             raise ValueError(f"--max-drop {self.max_drop} must be 0 or more points")
         if not 0.0 <= self.max_fallback <= 1.0:
             raise ValueError(f"--max-fallback {self.max_fallback} must be a fraction between 0 and 1, e.g. 0.2")
-        for v in self.variants:
-            if v not in VARIANTS:
-                raise ValueError(f"unknown quantization {v!r}; choose from {', '.join(VARIANTS)}")
+        if any(v not in VARIANT_NAMES for v in self.variants):  # aliases (``none`` is float32) become names
+            object.__setattr__(self, "variants", parse_variants(self.variants))
         if self.io_type not in IO_TYPES:
             raise ValueError(f"--io {self.io_type!r} is not one of {', '.join(IO_TYPES)}")
         if self.task not in TASKS:
@@ -157,7 +138,9 @@ class ExportConfig:
         model = dict(data.pop("model"))
         model["input_shape"] = tuple(model.get("input_shape", (1, 3, 224, 224)))
         dataspec = DataSpec(**data.pop("data", {}))
-        for key in ("variants", "formats", "latency_threads"):
+        for key in ("formats", "latency_threads"):
             if key in data:
                 data[key] = tuple(data[key])
+        if "variants" in data:  # configs stored before float32 had one name call it "none"
+            data["variants"] = parse_variants(data["variants"])
         return cls(model=ModelSpec(**model), data=dataspec, **data)

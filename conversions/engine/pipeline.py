@@ -1,11 +1,9 @@
-"""The one public entry of the engine: ``run_export(config, progress) -> ExportReport``.
+"""The one entry of the engine: ``run_export(config, progress) -> ExportReport``.
 
 Stages: load the model -> draw calibration and held-out data -> ONNX -> TensorFlow (onnx2tf, with fallback
 routes) -> every requested ``.tflite`` variant from that one graph -> verify each against PyTorch -> write the
 files atomically. float32 is always built in memory, since sizes and latencies are reported against it.
-The stages live in their own modules: ``run_data`` (calibration stream, held-out inputs), ``outputs``
-(planned paths, atomic writes), ``run_verification`` (every variant against PyTorch); ``exporter_api`` holds
-``ModelExporter``, the same machinery for users of the older script API.
+Each stage lives in its package (see ``conversions.engine``); this module only strings them together.
 """
 
 from __future__ import annotations
@@ -26,7 +24,6 @@ from conversions.engine.convert.tf_routes import (
 )
 from conversions.engine.convert.tflite_variant import convert_variant
 from conversions.engine.data.run_inputs import (
-    EvaluationSet,
     PreparedData,
     calibration_stream,
     prepare_data,
@@ -34,16 +31,9 @@ from conversions.engine.data.run_inputs import (
 from conversions.engine.int8.build import build_int8, without_int8
 from conversions.engine.model.loading import load_model
 from conversions.engine.progress import NullProgress, Progress, timed
-from conversions.engine.report import atomic
-from conversions.engine.report.outputs import (
-    plan_extra_outputs,
-    plan_outputs,
-    report_path_for,
-    variant_label,
-    write_outputs,
-)
+from conversions.engine.report.outputs import plan_outputs, write_outputs
 from conversions.engine.report.results import ExportReport
-from conversions.engine.script_api import ModelExporter
+from conversions.engine.variants import REFERENCE
 from conversions.engine.verify.variants import verify_variants
 
 
@@ -58,22 +48,15 @@ def run_export(config: ExportConfig, progress: Progress | None = None) -> Export
     if not want_tflite:
         # --format onnx / saved_model: no .tflite is written, but the graph is still converted to a float32
         # .tflite in memory and checked against PyTorch, so an export is never handed over unverified.
-        config = replace(config, variants=("none",))
+        config = replace(config, variants=(REFERENCE,))
 
     with timed(timings, "load"):
         progress.stage("load model")
         loaded = detection.load_ultralytics(config.model) or load_model(config.model)
         task = detection.resolve_task(config, loaded)
     stem = config.model.name
-    outputs = plan_outputs(config, stem) if want_tflite else {}
-    extra_outputs = plan_extra_outputs(config, outputs, stem)
-    for path in [*outputs.values(), *extra_outputs.values()]:
-        atomic.check_writable(path, config.force)
-    report_path = report_path_for(outputs) if outputs else next(iter(extra_outputs.values())).parent / f"{stem}_report.json"
-    # Several variants get report.md and a self-contained report.html beside report.json.
-    report_folder = report_path.parent if len(outputs) > 1 else None
-    for path in [report_path, *([report_folder / "report.md", report_folder / "report.html"] if report_folder else [])]:
-        atomic.check_writable(path, config.force)
+    plan = plan_outputs(config, stem, want_tflite)
+    plan.check_writable(config.force)
 
     with timed(timings, "data"):
         progress.stage("read dataset")
@@ -95,22 +78,24 @@ def run_export(config: ExportConfig, progress: Progress | None = None) -> Export
 
         built, notes = _build_variants(without_int8(config), graph, data, timings, progress)
         for variant, msgs in notes.items():
-            warnings.extend(f"{variant_label(variant)}: {m}" for m in msgs)
-        guard = None  # int8: one calibration, --calibration ranges, per-layer error, --max-drop fallback (#6)
+            warnings.extend(f"{variant}: {m}" for m in msgs)
+        int8 = None  # one calibration serves the plain int8 model, its per-layer error and any fallback
         if "int8" in config.variants:
             stream = calibration_stream(data, graph.input_layout)
-            guard = build_int8(config, graph, built, stream, data.evaluation, progress, timings, len(data.generator))
-            built["int8"], outputs = guard.model, guard.rename_outputs(outputs)
-            warnings.extend(guard.warnings)
+            int8 = build_int8(config, graph, built, stream, data.evaluation, progress, timings, len(data.generator))
+            built["int8"] = int8.model
+            plan = replace(plan, variants=int8.rename_outputs(plan.variants))
+            warnings.extend(int8.warnings)
 
         with timed(timings, "verify"):
             progress.stage("verify against PyTorch")
-            variant_reports, pytorch = verify_variants(config, loaded, graph, built, data, outputs, progress)
+            variant_reports, pytorch = verify_variants(config, loaded, graph, built, data, plan.variants, progress)
             if task == "detect":
-                detection.evaluate_variants(head, variant_reports, pytorch, built, data, graph.input_layout, progress)
-
-        if guard is not None:
-            guard.attach(variant_reports)
+                variant_reports, pytorch = detection.evaluate_variants(
+                    head, variant_reports, pytorch, built, data, graph.input_layout, progress
+                )
+        if int8 is not None:
+            variant_reports = [int8.annotate(v) if v.variant == "int8" else v for v in variant_reports]
 
         timings["calibrate_convert"] = round(sum(v for k, v in timings.items() if k.startswith("convert_")), 3)
         report = ExportReport(
@@ -123,7 +108,7 @@ def run_export(config: ExportConfig, progress: Progress | None = None) -> Export
                 "input_shape": list(loaded.input_shape),
                 "task": task,
             },
-            variants=variant_reports,
+            variants=tuple(variant_reports),
             pytorch=pytorch,
             calibration=data.report.get("calibration", {}),
             evaluation=data.report.get("evaluation", {}),
@@ -131,13 +116,13 @@ def run_export(config: ExportConfig, progress: Progress | None = None) -> Export
             conversion_route=graph.to_route_dict(),
             timings_s=timings,
             versions=tool_versions(),
-            warnings=warnings,
-            intermediate_files={kind: str(path) for kind, path in extra_outputs.items()},
+            warnings=tuple(warnings),
+            intermediate_files=plan.files(),
         )
         with timed(timings, "write"):
             progress.stage("write outputs")
             timings["total"] = round(time.perf_counter() - started, 3)
-            write_outputs(report, built, outputs, extra_outputs, graph, report_path, report_folder, config.force)
+            write_outputs(report, built, plan, graph, config.force)
     return report
 
 
@@ -148,10 +133,10 @@ def _build_variants(
     notes: dict[str, list[str]] = {}
     calibration = calibration_stream(data, graph.input_layout)
     expected = len(data.generator) if data.generator is not None else None
-    wanted = ["none", *[v for v in config.variants if v != "none"]]
+    wanted = [REFERENCE, *[v for v in config.variants if v != REFERENCE]]
     for variant in wanted:
-        with timed(timings, f"convert_{variant_label(variant)}"):
-            progress.stage(f"convert {variant_label(variant)}" + (" (calibrating)" if variant in CALIBRATED_VARIANTS else ""))
+        with timed(timings, f"convert_{variant}"):
+            progress.stage(f"convert {variant}" + (" (calibrating)" if variant in CALIBRATED_VARIANTS else ""))
             built[variant], notes[variant] = convert_variant(
                 graph.concrete_function,
                 variant,
@@ -173,16 +158,3 @@ def tool_versions() -> dict[str, str]:
         except PackageNotFoundError:
             out[pkg] = "not installed"
     return out
-
-
-__all__ = [
-    "EvaluationSet",
-    "ModelExporter",
-    "PreparedData",
-    "calibration_stream",
-    "plan_outputs",
-    "prepare_data",
-    "report_path_for",
-    "run_export",
-    "variant_label",
-]

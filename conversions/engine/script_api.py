@@ -1,4 +1,4 @@
-"""``ModelExporter``: the script-era API, a thin layer over the engine functions ``export_models`` uses."""
+"""``ModelExporter``: the engine as a Python object for scripts, over the same functions ``export_models`` uses."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ from conversions.engine.report.results import ExportReport
 
 
 class ModelExporter:
-    """The script-era API over the same engine functions the command uses.
+    """Step-by-step export for scripts (load, ONNX, one ``.tflite``), or the whole pipeline with ``export_all``.
 
     >>> exp = ModelExporter("model.pth", model="mypkg.models:build", input_shape=(1, 3, 224, 224))
     >>> exp.export_to_tflite(output_path="model_int8.tflite", quantize="int8", representative_data_gen=gen)
@@ -84,7 +84,7 @@ class ModelExporter:
         return output_path
 
     def export_all(
-        self, output_dir: str | Path, dataset_dir: str | Path | None = None, variants: tuple[str, ...] = ("none", "float16", "dynamic", "int8"), **data_kwargs: Any
+        self, output_dir: str | Path, dataset_dir: str | Path | None = None, variants: tuple[str, ...] = ("float32", "float16", "dynamic", "int8"), **data_kwargs: Any
     ) -> ExportReport:
         config = ExportConfig(
             model=self.spec,

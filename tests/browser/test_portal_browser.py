@@ -10,9 +10,10 @@ import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import WebDriverWait
+from support.files import register_tiny
+from support.workers import WorkerPool, purge_queue, wait_for
 
 from conversions.models import ConversionRun
-from conversions.testing import WorkerPool, purge_queue, register_tiny, wait_for
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -43,7 +44,7 @@ def test_log_in_launch_watch_and_download(live_server, browser, screenshot, port
     browser.find_element(By.LINK_TEXT, "New run").click()
     browser.find_element(By.CSS_SELECTOR, f"#id_checkpoint option[value='{checkpoint.pk}']").click()
     browser.find_element(By.CSS_SELECTOR, f"#id_dataset option[value='{dataset.pk}']").click()
-    browser.find_element(By.CSS_SELECTOR, "input[name=variants][value=none]").click()  # int8 is ticked already
+    browser.find_element(By.CSS_SELECTOR, "input[name=variants][value=float32]").click()  # int8 is ticked already
     samples = browser.find_element(By.NAME, "num_calib_samples")
     samples.clear()
     samples.send_keys("8")

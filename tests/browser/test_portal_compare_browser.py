@@ -6,8 +6,7 @@ import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import WebDriverWait
-
-from conversions.testing import record_compare_runs
+from support.runs import record_compare_runs
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 CHARTS = ("size", "latency", "fidelity", "tradeoff")

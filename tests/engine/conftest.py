@@ -15,12 +15,11 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image, ImageDraw
+from support.engine_models import small_convnet
 
 from conversions.engine.config import DataSpec, ExportConfig, ModelSpec
 
-from .models_for_tests import small_convnet
-
-MODELS_FILE = Path(__file__).with_name("models_for_tests.py")
+MODELS_FILE = Path(__file__).resolve().parent.parent / "support" / "engine_models.py"
 SMALL_MODEL = f"{MODELS_FILE}:small_convnet"
 SMALL_SHAPE = (1, 3, 32, 32)
 IMAGE_SIDE = 36

@@ -7,14 +7,13 @@ from pathlib import Path
 
 import pytest
 import torch
+from support.engine_models import linear_only, small_convnet
 
 from conversions.engine.config import ModelSpec, parse_input_shape, parse_variants
 from conversions.engine.errors import CheckpointError, OutputExistsError, QuantwebError
 from conversions.engine.model.loading import load_model
 from conversions.engine.pipeline import run_export
-
-from .conftest import MODELS_FILE, SMALL_MODEL, SMALL_SHAPE, assert_flags_exist
-from .models_for_tests import linear_only, small_convnet
+from engine.conftest import MODELS_FILE, SMALL_MODEL, SMALL_SHAPE, assert_flags_exist
 
 
 @pytest.fixture
@@ -145,7 +144,7 @@ def test_existing_output_without_force_is_refused_and_untouched(tmp_path: Path, 
 def test_unknown_variant_lists_the_valid_ones() -> None:
     with pytest.raises(ValueError) as err:
         parse_variants("int8,int9")
-    assert str(err.value) == "unknown quantization 'int9'; choose from none, float16, dynamic, int8, int16x8"
+    assert str(err.value) == "unknown quantization 'int9'; choose from float32 (or none), float16, dynamic, int8, int16x8"
 
 
 @pytest.mark.parametrize(

@@ -1,6 +1,6 @@
 """TensorFlow graph -> ``.tflite`` bytes for one variant.
 
-Variants: ``none`` (float32), ``float16`` (fp16 weights), ``dynamic`` (int8 weights, float activations, no
+Variants (``variants.VARIANTS``): ``float32``, ``float16`` (fp16 weights), ``dynamic`` (int8 weights, float activations, no
 calibration), ``int8`` (full integer, calibrated), ``int16x8`` (int16 activations, int8 weights, calibrated).
 Calibration data arrives as a *callable* returning a fresh iterator of ``[array]`` per sample, which is what
 ``TFLiteConverter.representative_dataset`` takes, so any size streams in bounded memory.
@@ -15,6 +15,7 @@ import numpy as np
 
 from conversions.engine.errors import ConversionError
 from conversions.engine.progress import NullProgress, Progress
+from conversions.engine.variants import variant as canonical
 
 log = logging.getLogger("quantweb.engine")
 
@@ -33,11 +34,12 @@ def convert_variant(
     import tensorflow as tf
 
     progress = progress or NullProgress()
+    variant = canonical(variant).name
     notes: list[str] = []
 
     def make_converter() -> Any:
         conv = tf.lite.TFLiteConverter.from_concrete_functions([concrete_function])
-        if variant == "none":
+        if variant == "float32":
             return conv
         conv.optimizations = [tf.lite.Optimize.DEFAULT]
         if variant == "float16":

@@ -1,3 +1,1 @@
-"""Representative-data stages behind ``conversions.engine.representative_data``: ``layouts`` (detect),
-``sampling`` (draw), ``preprocess`` (read + normalise one image; numpy and Pillow only), ``options`` (flags),
-``streaming`` (parallel bounded decode), ``standalone`` (write a self-contained module)."""
+"""The data stage: a dataset folder -> calibration stream and held-out inputs (see ``conversions.engine``)."""

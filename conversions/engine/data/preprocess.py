@@ -2,7 +2,8 @@
 
 This module imports only the standard library, numpy and Pillow, on purpose: ``standalone.py`` copies its
 source verbatim into the module that ``representative_data --create-module`` writes, so that module
-produces bit-identical samples without quantweb installed.
+produces bit-identical samples without quantweb installed. It stays one module (over 400 lines) for that
+reason: the module it writes is this file.
 
 Reading (``open_image``) applies the EXIF orientation, refuses decompression bombs, decodes JPEGs at a
 reduced size with ``Image.draft`` when the resize step would throw those pixels away anyway, and converts

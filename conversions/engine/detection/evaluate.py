@@ -33,6 +33,7 @@ from conversions.engine.detection.metrics import MapAccumulator, read_yolo_label
 from conversions.engine.detection.prepare import forward
 from conversions.engine.detection.samples import side_by_side
 from conversions.engine.progress import NullProgress, Progress
+from conversions.engine.report.results import PyTorchReference, VariantReport
 
 PRIMARY_METRIC = "map50_95"
 SAMPLE_IMAGES = 3
@@ -126,21 +127,21 @@ def variant_predictions(plan: HeadPlan, model_bytes: bytes, inputs_nchw: np.ndar
 
 def evaluate_variants(
     plan: HeadPlan,
-    reports: list[Any],
-    pytorch: dict[str, Any],
+    reports: list[VariantReport],
+    pytorch: PyTorchReference,
     built: dict[str, bytes],
     data: Any,
     input_layout: str,
     progress: Progress | None = None,
-) -> None:
-    """Fills ``accuracy`` and ``extra`` of every variant report, and ``pytorch["detection"]``."""
+) -> tuple[list[VariantReport], PyTorchReference]:
+    """The variant reports with their mAP (``accuracy``) and detection details, and PyTorch's detection figures."""
     progress = progress or NullProgress()
     progress.stage("verify detections (mAP)")
     inputs = data.evaluation.inputs_nchw
     reference = detections_of(pytorch_predictions(plan, inputs), plan.num_classes)
     truth, why_not = load_ground_truth(data)
     float_map = map_against_labels(reference, truth) if truth else None
-    pytorch["detection"] = {
+    pytorch = dataclasses.replace(pytorch, detection={
         "reference": "labels" if truth else "pytorch_detections",
         "map_against_labels": float_map,
         "no_labels_reason": why_not or None,
@@ -148,12 +149,12 @@ def evaluate_variants(
         "detections": int(sum(len(d) for d in reference.shown)),
         "head": plan.to_dict(),
         "thresholds": {"conf_eval": CONF_EVAL, "iou_eval": IOU_NMS_EVAL, "conf_predict": CONF_PREDICT, "iou_predict": IOU_NMS},
-    }
-    keys = {"float32": "none"}
+    })
     pictured = next((r.variant for name in SAMPLE_VARIANTS for r in reports if r.variant == name), None)
+    evaluated = []
     for i, report in enumerate(reports):
         progress.update(i / max(len(reports), 1), f"mAP of {report.variant}")
-        found = detections_of(variant_predictions(plan, built[keys.get(report.variant, report.variant)], inputs, input_layout), plan.num_classes)
+        found = detections_of(variant_predictions(plan, built[report.variant], inputs, input_layout), plan.num_classes)
         fidelity = map_against_reference(found, reference)
         if truth:
             mine = map_against_labels(found, truth)
@@ -162,16 +163,17 @@ def evaluate_variants(
             accuracy = _accuracy("pytorch_detections", fidelity, {"map50": 100.0, "map50_95": 100.0}, len(inputs))
         accuracy["fidelity_map50"] = fidelity["map50"]
         accuracy["fidelity_map50_95"] = fidelity["map50_95"]
-        report.accuracy = accuracy
         progress.log(_summary_line(report.variant, accuracy))
-        report.extra["detection"] = {
+        extra = {**report.extra, "detection": {
             "head": plan.to_dict(),
             "map_against_labels": mine if truth else None,
             "map_against_pytorch": fidelity,
             "detections": int(sum(len(d) for d in found.shown)),
-        }
+        }}  # fmt: skip
         if report.variant == pictured:
-            report.extra["detection_samples"] = _pictures(plan, data, reference, found, report.variant)
+            extra["detection_samples"] = _pictures(plan, data, reference, found, report.variant)
+        evaluated.append(dataclasses.replace(report, accuracy=accuracy, extra=extra))
+    return evaluated, pytorch
 
 
 def _summary_line(variant: str, acc: dict[str, Any]) -> str:

@@ -4,7 +4,7 @@ Rounding weights to int8 shifts the *mean* of a layer's output when the rounding
 cancel (the test model's ``mix`` conv has weights of 1/100 the others', most of which round to zero: much
 of what the outlier channels contribute, large and always positive after ReLU, is lost). For each int8 CONV_2D / DEPTHWISE_CONV_2D / FULLY_CONNECTED
 op, the per-output-channel mean of its dequantized output on calibration samples is compared with the float
-model's same tensor (matched by ``layer_debug.reference_names``), and the difference is added to the bias::
+model's same tensor (matched by ``tflite_graph.reference_names``), and the difference is added to the bias::
 
     bias_q[c] += round((mean_float[c] - mean_int8[c]) / (input_scale * weight_scale[c]))
 
@@ -16,12 +16,8 @@ sample per op (~30 s for EfficientNet-Lite0's 50 ops on 32 samples); a second sw
 bias values change: the file stays fully integer and keeps its size (re-serialising moves it by
 under 1 %, alignment padding).
 
-``extra["bias_correction"]`` on the int8 variant::
-
-    {"ops": 50, "passes": 1, "samples": 32, "seconds": 30.8, "sqnr_before": 17.8, "sqnr_after": 22.3,
-     "source": "calibration images"}
-
-``sqnr_*`` are output SQNR (dB) against the float model on the same calibration samples.
+The int8 variant's ``bias_correction`` (a ``BiasCorrection``) says how many ops were corrected and the
+output SQNR against the float model on the same calibration samples before and after.
 """
 
 from __future__ import annotations
@@ -37,6 +33,7 @@ from conversions.engine.int8.tflite_graph import (
     feed,
     pair_models,
 )
+from conversions.engine.report.int8_results import BiasCorrection
 
 CORRECTED_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
 PASSES = 1
@@ -45,7 +42,7 @@ _INT32 = np.iinfo(np.int32)
 
 def correct_biases(
     float_model: bytes, quant_model: bytes, samples: np.ndarray, passes: int = PASSES
-) -> tuple[bytes, dict[str, Any]]:
+) -> tuple[bytes, BiasCorrection]:
     """(``quant_model`` with corrected int32 biases, what was done) from batch-1 ``samples`` in model layout.
 
     ``float_model`` is the float ``.tflite`` of the same graph under the same tensor names (the calibrated
@@ -82,15 +79,14 @@ def correct_biases(
             model.buffers[bias.buffer].data = values.astype("<i4").view(np.uint8)
             current = bytes(flatbuffer_utils.convert_object_to_bytearray(model))
             corrected.add(out)
-    return current, {
-        "ops": len(corrected),
-        "passes": passes,
-        "samples": int(len(samples)),
-        "seconds": round(time.perf_counter() - started, 2),
-        "sqnr_before": round(before, 2),
-        "sqnr_after": round(_output_sqnr(float_model, current, samples), 2),
-        "source": "calibration images",
-    }
+    return current, BiasCorrection(
+        ops=len(corrected),
+        passes=passes,
+        samples=int(len(samples)),
+        seconds=round(time.perf_counter() - started, 2),
+        sqnr_before=round(before, 2),
+        sqnr_after=round(_output_sqnr(float_model, current, samples), 2),
+    )
 
 
 def _bias_tensors(model: Any) -> dict[int, int]:

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
+from conversions.engine.report.int8_results import GuardMeasure
 from conversions.engine.tensors import sqnr_db
 
 
@@ -50,7 +49,7 @@ class Budget:
         known = self.targets >= 0
         return float((out[known].argmax(axis=1) == self.targets[known]).mean() * 100)
 
-    def measure(self, model: bytes) -> dict[str, Any]:
+    def measure(self, model: bytes) -> GuardMeasure:
         out = predict_flat(model, self.inputs)
         agree = out.argmax(axis=1) == self.reference.argmax(axis=1)
         if self.metric == "labeled_top1_accuracy":
@@ -60,13 +59,13 @@ class Budget:
         else:
             value = float(agree.mean() * 100)
         drop = self.reference_value - value
-        return {
-            "value": round(value, 2),
-            "drop": round(drop, 2),
-            "top1_agreement": round(float(agree.mean() * 100), 2),
-            "sqnr_db": round(sqnr_db(self.reference, out), 2),
-            "meets_budget": bool(drop <= self.max_drop + 1e-9),
-        }
+        return GuardMeasure(
+            value=round(value, 2),
+            drop=round(drop, 2),
+            top1_agreement=round(float(agree.mean() * 100), 2),
+            sqnr_db=round(sqnr_db(self.reference, out), 2),
+            meets_budget=bool(drop <= self.max_drop + 1e-9),
+        )
 
 
 def predict_flat(model: bytes, inputs: np.ndarray) -> np.ndarray:

@@ -1,31 +1,80 @@
-"""The int8 model a run ships: one calibration, chosen ranges, optional bias correction, per-layer error, the guard."""
+"""The int8 model a run ships, and the record of how it was made.
+
+1. Ranges: one calibration pass, then the ranges of ``--calibration`` (``ranges``); every int8 model of the
+   run (plain, with fallback) is quantized from that pass. With ``minmax`` the file computes exactly what the
+   converter's own int8 file computes (same quantizer, same ranges).
+2. Optional bias correction (``bias_correction``).
+3. Per-layer error (``layer_error``) on calibration images, never the evaluation images.
+4. With a budget, the accuracy guard (``guard``).
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import time
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from conversions.engine.int8.bias_correction import correct_biases
-from conversions.engine.int8.guard import Guard, GuardOutcome
+from conversions.engine.int8.guard import Guard
 from conversions.engine.int8.layer_error import layer_errors, summary_lines
 from conversions.engine.int8.ranges import Stream, calibrate, quantize
 from conversions.engine.progress import NullProgress, Progress, timed
+from conversions.engine.report.int8_results import (
+    BiasCorrection,
+    CalibrationSummary,
+    GuardResult,
+    LayerErrors,
+)
+from conversions.engine.report.results import VariantReport
 
 RANKING_SAMPLES = 32
-
-
 LAYER_SAMPLES = 16
 """Per-layer error runs both models without XNNPACK, keeping every tensor: 16 images keep it to seconds."""
+OVER_BUDGET_SUFFIX = "_over_budget"
 
 
+@dataclass(frozen=True)
+class Int8Build:
+    model: bytes
+    calibration_method: str
+    calibration: CalibrationSummary
+    layer_errors: LayerErrors | None = None
+    bias_correction: BiasCorrection | None = None
+    guard: GuardResult | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def budget_met(self) -> bool | None:
+        """None when no budget was asked (``--max-drop`` not given) or it cannot be measured."""
+        return self.guard.budget_met if self.guard else None
+
+    def output_path(self, path: Path) -> Path:
+        """A model that misses its budget is never written under the name the user asked for."""
+        if self.budget_met is False:
+            return path.with_name(path.stem + OVER_BUDGET_SUFFIX + path.suffix)
+        return path
+
+    def rename_outputs(self, outputs: dict[str, Path]) -> dict[str, Path]:
+        return {v: (self.output_path(p) if v == "int8" else p) for v, p in outputs.items()}
+
+    def annotate(self, report: VariantReport) -> VariantReport:
+        """The int8 variant's report with how it was made."""
+        return dataclasses.replace(
+            report,
+            calibration_method=self.calibration_method,
+            calibration=self.calibration,
+            bias_correction=self.bias_correction,
+            layer_errors=self.layer_errors,
+            guard=self.guard,
+        )
 
 
 def without_int8(config: Any) -> Any:
     """The config for the pipeline's other variants: int8 is built here, from one calibration pass."""
-    import dataclasses
-
     return dataclasses.replace(config, variants=tuple(v for v in config.variants if v != "int8"))
 
 
@@ -38,33 +87,29 @@ def build_int8(
     progress: Progress | None = None,
     timings: dict[str, float] | None = None,
     expected_samples: int | None = None,
-) -> GuardOutcome:
-    """The int8 model to ship and ``extra`` for its report (see the module docstring).
+) -> Int8Build:
+    """The int8 model to ship and how it was made (see the module docstring).
 
-    ``built["none"]`` must hold the float32 model of the same graph. Adds ``convert_int8`` (calibration,
+    ``built["float32"]`` must hold the float32 model of the same graph. Adds ``convert_int8`` (calibration,
     ranges, quantization) and ``accuracy_guard`` (per-layer error, budget, fallback) to ``timings``.
     """
     progress = progress or NullProgress()
     timings = timings if timings is not None else {}
     method = config.calibration_method
-    float_model = built["none"]
 
     with timed(timings, "convert_int8"):
         progress.stage("convert int8 (calibrating" + (f", {method} ranges)" if method != "minmax" else ")"))
         calibration = calibrate(graph.concrete_function, stream, method, progress, expected_samples)
         model = quantize(calibration.model, config.io_type)
-    extra: dict[str, Any] = {"calibration_method": method, "calibration": calibration.to_dict()}
-    if config.bias_correction:  # weight rounding: fold each op's mean output error into its bias (#6)
+    summary = calibration.summary()
+    bias = None
+    if config.bias_correction:
         with timed(timings, "bias_correction"):
             progress.stage("int8: bias correction")
-            samples = first_samples(stream, RANKING_SAMPLES)
-            model, extra["bias_correction"] = correct_biases(calibration.calibrated, model, samples)
-        progress.log("bias correction: {ops} ops, output SQNR {sqnr_before} -> {sqnr_after} dB".format(**extra["bias_correction"]))
+            model, bias = correct_biases(calibration.calibrated, model, first_samples(stream, RANKING_SAMPLES))
+        progress.log(f"bias correction: {bias.ops} ops, output SQNR {bias.sqnr_before} -> {bias.sqnr_after} dB")
     if method != "minmax":
-        progress.log(
-            f"{method} activation ranges: {extra['calibration']['tensors_narrowed']} of "
-            f"{extra['calibration']['tensors']} ranges narrowed"
-        )
+        progress.log(f"{method} activation ranges: {summary.tensors_narrowed} of {summary.tensors} ranges narrowed")
 
     with timed(timings, "accuracy_guard"):
         started = time.perf_counter()
@@ -72,20 +117,21 @@ def build_int8(
         ranking = first_samples(stream, RANKING_SAMPLES)
         # The calibrated model is the float graph under the very node names the quantizer matches denylists by.
         layers = layer_errors(calibration.calibrated, model, ranking[:LAYER_SAMPLES], graph.onnx_path, graph.input_layout)
-        extra["layer_errors"] = layers
-        for line in summary_lines(layers, limit=len(layers["ops"]) if config.debug else 8):
+        for line in summary_lines(layers, limit=len(layers.ops) if config.debug else 8):
             progress.log(line)
+        result = Int8Build(model, method, summary, layers, bias)
         if config.max_drop is None:
-            return GuardOutcome(model, extra)
-        guard = Guard(config, graph, float_model, stream, evaluation, ranking, progress, expected_samples)
+            return result
+        guard = Guard(config, graph, built["float32"], stream, evaluation, ranking, progress, expected_samples)
         if method != "minmax":  # the run says what the chosen ranges bought over the converter's own
-            extra["calibration"]["minmax_on_evaluation"] = guard.budget.measure(quantize(calibration.calibrated, config.io_type))
-        outcome = guard.run(model, calibration, layers, started)
-    outcome.extra = {**extra, **outcome.extra}
-    return outcome
+            plain = guard.budget.measure(quantize(calibration.calibrated, config.io_type))
+            summary = dataclasses.replace(summary, minmax_on_evaluation=plain)
+        run = guard.run(model, calibration, layers, started)
+    return dataclasses.replace(result, model=run.model, calibration=summary, guard=run.result, warnings=run.warnings)
 
 
 def first_samples(stream: Stream, count: int) -> np.ndarray:
+    """The first ``count`` calibration samples, stacked (each one in the model's layout)."""
     out = []
     for sample in stream():
         out.append(np.asarray(sample[0], dtype=np.float32).reshape(np.shape(sample[0])[1:]))

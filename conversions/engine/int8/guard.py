@@ -1,60 +1,27 @@
-"""What issue #6 adds to every int8 run: chosen activation ranges, per-layer error, and fallback to a budget.
+"""The accuracy guard (``--max-drop D``): keep the ops that hurt the output most in float until int8 holds.
 
-``build_int8`` builds the int8 model to ship and what to record on the run:
-
-1. Ranges: one calibration pass, then the ranges of ``--calibration`` (``calibration_ranges``); every int8
-   model of the run (plain, with fallback) is quantized from that pass. With ``minmax`` the file computes
-   exactly what the converter's own int8 file computes (same quantizer, same ranges).
-2. Per-layer error (``layer_debug``) on calibration images, never the evaluation images.
-3. With ``--max-drop D``: the drop is measured on the held-out evaluation images (points of top-1 agreement
-   with the float model on the images it classifies with p >= 0.5, or of labeled top-1 accuracy when the
-   images have labels). If it exceeds D, ops are ranked by their effect on the *model output*, end to end:
-   a unit is one activation tensor with its producer and consumers (the only way that tensor stays float),
-   a unit is kept in float and the output SQNR against the float model on calibration images is measured;
-   many units are screened at once (contiguous depth segments, split best-first), so ranking costs ~24
-   conversions, not one per op. Then the top 1, 2, 4, ... units are kept in float, re-measuring the budget
-   after each step, until it holds or ``--max-fallback`` (fraction of ops in float) would be exceeded. Last
-   resort: int16 activations for the whole model (int16x8). If nothing meets the budget, the best attempt is
-   shipped under ``<name>_over_budget.tflite`` and the CLI exits non-zero; the run says what it achieved.
+The drop is measured on the held-out evaluation images (points of top-1 agreement with the float model on
+the images it classifies with p >= 0.5, or of labeled top-1 accuracy when the images have labels). If it
+exceeds D, ops are ranked by their effect on the *model output*, end to end: a unit is one activation tensor
+with its producer and consumers (the only way that tensor stays float), a unit is kept in float and the
+output SQNR against the float model on calibration images is measured; many units are screened at once
+(contiguous depth segments, split best-first), so ranking costs ~24 conversions, not one per op. Then the
+top 1, 2, 4, ... units are kept in float, re-measuring the budget after each step, until it holds or
+``--max-fallback`` (fraction of ops in float) would be exceeded. Last resort: int16 activations for the
+whole model (int16x8). If nothing meets the budget, the best attempt is shipped under
+``<name>_over_budget.tflite`` and the CLI exits non-zero; the ``GuardResult`` says what it achieved.
 
 Which ops are kept is decided on calibration images only; the evaluation images decide only whether the
-budget holds (the stopping rule), which is the figure the run reports.
-
-The reference is the float32 ``.tflite`` of the same graph (it matches PyTorch to >100 dB on the bundled
-model; the run's fidelity columns are still measured against PyTorch itself).
-
-``extra`` on the int8 variant::
-
-    "calibration_method": "percentile",
-    "calibration": {...}                       # calibration_ranges.CalibrationResult.to_dict(), when re-calibrated
-    "bias_correction": {...}                   # bias_correction.correct_biases(), with --bias-correction
-    "layer_errors": {...}                      # layer_debug.layer_errors()
-    "guard": {                                 # only with --max-drop
-      "max_drop": 1.0, "max_fallback": 0.2, "metric": "confident_top1_agreement" | "labeled_top1_accuracy",
-      "metric_label": "...", "reference": "...", "evaluation_samples": 188, "metric_samples": 57,
-      "ranking_samples": 32, "ranking_source": "calibration images (not the evaluation images)",
-      "before": {"value": 97.5, "drop": 2.5, "top1_agreement": 93.1, "sqnr_db": 17.6},
-      "after": {...same...}, "budget_met": true,
-      "result": "int8" | "int8 with float fallback" | "int16x8" | "best attempt (over budget)",
-      "kept_float": [{"name": "<node name>", "op": "CONV_2D", "module": "spiky", "label": "spiky",
-                      "reason": "..."}],
-      "kept_float_fraction": 0.18, "total_ops": 11,
-      "ranking": [{"rank": 1, "ops": ["..."], "modules": ["spiky", "mix"], "tensor": "...", "gain_db": 14.2}],
-      "ranking_evaluations": 11,
-      "steps": [{"step": 1, "action": "keep the top 1 unit(s) in float", "float_ops": 2, "value": 100.0,
-                 "drop": 0.0, "sqnr_db": 35.1, "size_bytes": 62000, "seconds": 0.4, "meets_budget": true}],
-      "cost": {"size_bytes_before": 39000, "size_bytes_after": 62000, "size_ratio": 1.59,
-               "latency_ms_before": 0.21, "latency_ms_after": 0.25, "latency_ratio": 1.19},
-      "seconds": {"calibration": 0.5, "ranking": 1.2, "steps": 0.4, "total": 2.4},
-      "message": "int8 missed the budget (drop 11.3 > 1.0 points); keeping 2 ops in float (spiky, mix) ..."}
+budget holds (the stopping rule), which is the figure the run reports. The reference is the float32
+``.tflite`` of the same graph (it matches PyTorch to >100 dB on the bundled model; the run's fidelity
+columns are still measured against PyTorch itself).
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass, field, replace
 from typing import Any, Iterable
 
 import numpy as np
@@ -68,6 +35,15 @@ from conversions.engine.int8.tflite_graph import (
     graph_ops,
 )
 from conversions.engine.progress import Progress
+from conversions.engine.report.int8_results import (
+    GuardCost,
+    GuardMeasure,
+    GuardResult,
+    GuardStep,
+    KeptFloat,
+    LayerErrors,
+    RankedUnit,
+)
 from conversions.engine.tensors import sqnr_db, to_tf_layout
 
 log = logging.getLogger("quantweb.engine")
@@ -79,30 +55,13 @@ MIN_GAIN_DB = 0.05
 Stream = RepresentativeDataGen
 
 
-OVER_BUDGET_SUFFIX = "_over_budget"
+@dataclass(frozen=True)
+class GuardRun:
+    """What the guard settled on: the model to ship, the record of how, and what the user should know."""
 
-
-@dataclass
-class GuardOutcome:
     model: bytes
-    extra: dict[str, Any]
+    result: GuardResult
     warnings: list[str] = field(default_factory=list)
-    budget_met: bool | None = None
-    """None when no budget was asked (``--max-drop`` not given) or it cannot be measured."""
-
-    def output_path(self, path: Path) -> Path:
-        """A model that misses its budget is never written under the name the user asked for."""
-        if self.budget_met is False:
-            return path.with_name(path.stem + OVER_BUDGET_SUFFIX + path.suffix)
-        return path
-
-    def rename_outputs(self, outputs: dict[str, Path]) -> dict[str, Path]:
-        return {v: (self.output_path(p) if v == "int8" else p) for v, p in outputs.items()}
-
-    def attach(self, reports: list[Any]) -> None:
-        for report in reports:
-            if report.variant == "int8":
-                report.extra.update(self.extra)
 
 
 @dataclass
@@ -154,64 +113,58 @@ class Guard:
         self.evaluations += 1
         return sqnr_db(self.ranking_ref, predict_flat(model, self.ranking))
 
-    def run(self, model: bytes, calibration: CalibrationResult, layers: dict[str, Any], started: float) -> GuardOutcome:
+    def run(self, model: bytes, calibration: CalibrationResult, layers: LayerErrors, started: float) -> GuardRun:
         cfg = self.config
         progress = self.progress
         progress.stage(f"accuracy guard (max drop {cfg.max_drop:g} points)")
         before = self.budget.measure(model)
-        info: dict[str, Any] = {
-            "max_drop": cfg.max_drop,
-            "max_fallback": cfg.max_fallback,
-            "metric": self.budget.metric,
-            "metric_label": self.budget.label,
-            "reference": "float32 .tflite of the same graph",
-            "evaluation_samples": len(self.budget.inputs),
-            "metric_samples": self.budget.samples,
-            "ranking_samples": len(self.ranking),
-            "ranking_source": "calibration images (not the evaluation images)",
-            "before": before,
-            "kept_float": [],
-            "ranking": [],
-            "ranking_evaluations": 0,
-            "steps": [],
-        }
-        seconds: dict[str, float] = {}
+        base = GuardResult(
+            max_drop=cfg.max_drop,
+            max_fallback=cfg.max_fallback,
+            metric=self.budget.metric,
+            metric_label=self.budget.label,
+            reference="float32 .tflite of the same graph",
+            evaluation_samples=len(self.budget.inputs),
+            metric_samples=self.budget.samples,
+            ranking_samples=len(self.ranking),
+            ranking_source="calibration images (not the evaluation images)",
+            before=before,
+        )
         if not self.budget.usable:
-            info.update(after=before, budget_met=None, result="int8",
-                        message="the model's output is not a classifier's, so a top-1 budget cannot be measured")
-            info["seconds"] = {"total": round(time.perf_counter() - started, 2)}
-            return GuardOutcome(model, {"guard": info}, [f"int8: {info['message']}"], None)
-        progress.log(f"int8 {self.budget.metric}: {before['value']} ({before['drop']} points below the float model)")
-        if before["meets_budget"]:
-            info.update(after=before, budget_met=True, result="int8",
-                        message=f"int8 meets the budget (drop {before['drop']} <= {cfg.max_drop:g} points); "
-                        "no op kept in float")
-            info["seconds"] = {"total": round(time.perf_counter() - started, 2)}
-            return GuardOutcome(model, {"guard": info}, [], True)
+            message = "the model's output is not a classifier's, so a top-1 budget cannot be measured"
+            result = replace(base, after=before, budget_met=None, result="int8", message=message,
+                             seconds={"total": _since(started)})
+            return GuardRun(model, result, [f"int8: {message}"])
+        progress.log(f"int8 {self.budget.metric}: {before.value} ({before.drop} points below the float model)")
+        if before.meets_budget:
+            message = f"int8 meets the budget (drop {before.drop} <= {cfg.max_drop:g} points); no op kept in float"
+            result = replace(base, after=before, budget_met=True, result="int8", message=message,
+                             seconds={"total": _since(started)})
+            return GuardRun(model, result, [])
 
+        seconds: dict[str, float] = {}
         t0 = time.perf_counter()
         units, all_ops, op_types = float_units(calibration.calibrated)
         base_score = self.score(model)
         ranked = self.rank(units, calibration, base_score, layers)
-        seconds["ranking"] = round(time.perf_counter() - t0, 2)
-        info["ranking_evaluations"] = self.evaluations
-        info["ranking_baseline_sqnr_db"] = round(base_score, 2)
-        modules = {r["name"]: r.get("module") for r in layers["ops"]}
-        labels = {r["name"]: r.get("label") for r in layers["ops"]}
-        info["ranking"] = [
-            {
-                "rank": k + 1,
-                "tensor": u.tensor,
-                "ops": u.ops,
-                "modules": sorted({modules.get(o) or labels.get(o) or o for o in u.ops}),
-                "gain_db": round(gain, 2),
-                "measured": "alone" if alone else "with its depth segment",
-            }
+        seconds["ranking"] = _since(t0)
+        by_name = {r.name: r for r in layers.ops}
+        ranking = tuple(
+            RankedUnit(
+                rank=k + 1,
+                tensor=u.tensor,
+                ops=tuple(u.ops),
+                modules=tuple(sorted({(by_name[o].module or by_name[o].label) if o in by_name else o for o in u.ops})),
+                gain_db=round(gain, 2),
+                measured="alone" if alone else "with its depth segment",
+            )
             for k, (u, gain, alone) in enumerate(ranked)
-        ]
+        )
+        ranking_evaluations = self.evaluations
 
         t0 = time.perf_counter()
-        attempts: list[tuple[dict[str, Any], bytes, list[str], str]] = []
+        steps: list[GuardStep] = []
+        attempts: list[tuple[GuardMeasure, bytes, list[str], str]] = []
         cap = int(np.floor(cfg.max_fallback * len(all_ops) + 1e-9))
         useful = [(u, g) for u, g, _ in ranked if g > MIN_GAIN_DB]
         tried: set[int] = set()
@@ -226,12 +179,12 @@ class Guard:
             tried.add(k)
             step_start = time.perf_counter()
             candidate = quantize(calibration.model, cfg.io_type, kept)
-            m = self._step(info, f"keep the top {k} unit(s) in float", kept, candidate, step_start)
+            m = self._step(steps, f"keep the top {k} unit(s) in float", kept, candidate, step_start)
             attempts.append((m, candidate, kept, "int8 with float fallback"))
-            if m["meets_budget"] or k >= len(useful):
+            if m.meets_budget or k >= len(useful):
                 break
             k *= 2
-        if not any(a[0]["meets_budget"] for a in attempts):
+        if not any(a[0].meets_budget for a in attempts):
             step_start = time.perf_counter()
             progress.stage("accuracy guard: last resort, int16 activations for the whole model (int16x8)")
             from conversions.engine.convert.tflite_variant import convert_variant
@@ -239,48 +192,55 @@ class Guard:
             candidate, _ = convert_variant(
                 self.graph.concrete_function, "int16x8", self.stream, expected_samples=self.expected
             )
-            m = self._step(info, "int16 activations, int8 weights for the whole model (int16x8)", [], candidate,
+            m = self._step(steps, "int16 activations, int8 weights for the whole model (int16x8)", [], candidate,
                            step_start)
             attempts.append((m, candidate, [], "int16x8"))
-        seconds["steps"] = round(time.perf_counter() - t0, 2)
+        seconds["steps"] = _since(t0)
 
-        met = [a for a in attempts if a[0]["meets_budget"]]
+        met = [a for a in attempts if a[0].meets_budget]
         budget_met = bool(met)
         if met:
-            final_m, final, kept, result = met[0]
+            final_m, final, kept, outcome = met[0]
         else:  # the best attempt, preferring fewer float ops; plain int8 if nothing improved on it
-            final_m, final, kept, _ = min([(before, model, [], ""), *attempts], key=lambda a: (a[0]["drop"], len(a[2])))
-            result = "best attempt (over budget)"
+            final_m, final, kept, _ = min([(before, model, [], ""), *attempts], key=lambda a: (a[0].drop, len(a[2])))
+            outcome = "best attempt (over budget)"
         kept_rows = self._kept_rows(kept, ranked, op_types, layers)
-        info.update(
+        message = self._message(before, final_m, budget_met, outcome, kept_rows, len(all_ops))
+        progress.log(message)
+        result = replace(
+            base,
             after=final_m,
             budget_met=budget_met,
-            result=result,
+            result=outcome,
             kept_float=kept_rows,
             kept_float_fraction=round(len(kept) / max(len(all_ops), 1), 4),
             total_ops=len(all_ops),
+            ranking=ranking,
+            ranking_evaluations=ranking_evaluations,
+            ranking_baseline_sqnr_db=round(base_score, 2),
+            steps=tuple(steps),
             cost=self._cost(model, final),
+            seconds={**seconds, "total": _since(started)},
+            message=message,
         )
-        info["seconds"] = {**seconds, "total": round(time.perf_counter() - started, 2)}
-        info["message"] = self._message(before, final_m, budget_met, result, kept_rows, len(all_ops))
-        progress.log(info["message"])
-        warnings = [] if budget_met else [f"int8: {info['message']}"]
-        if result == "int16x8" and cfg.io_type != "float32":
+        warnings = [] if budget_met else [f"int8: {message}"]
+        if outcome == "int16x8" and cfg.io_type != "float32":
             warnings.append(f"int8: the guard shipped int16x8, which keeps float32 input/output (--io {cfg.io_type} "
                             "applies to int8 only)")
-        return GuardOutcome(final, {"guard": info}, warnings, budget_met)
+        return GuardRun(final, result, warnings)
 
-    def _step(self, info: dict[str, Any], action: str, kept: list[str], candidate: bytes, started: float) -> dict[str, Any]:
+    def _step(self, steps: list[GuardStep], action: str, kept: list[str], candidate: bytes, started: float) -> GuardMeasure:
         m = self.budget.measure(candidate)
-        step = {"step": len(info["steps"]) + 1, "action": action, "float_ops": len(kept), "ops": kept, **m,
-                "size_bytes": len(candidate), "seconds": round(time.perf_counter() - started, 2)}
-        info["steps"].append(step)
-        self.progress.log(f"guard step {step['step']}: {action}: {self.budget.metric} {m['value']} (drop {m['drop']}), "
-                          f"SQNR {m['sqnr_db']} dB")
+        step = GuardStep(step=len(steps) + 1, action=action, float_ops=len(kept), ops=tuple(kept), value=m.value,
+                         drop=m.drop, top1_agreement=m.top1_agreement, sqnr_db=m.sqnr_db, meets_budget=m.meets_budget,
+                         size_bytes=len(candidate), seconds=_since(started))  # fmt: skip
+        steps.append(step)
+        self.progress.log(f"guard step {step.step}: {action}: {self.budget.metric} {m.value} (drop {m.drop}), "
+                          f"SQNR {m.sqnr_db} dB")
         return m
 
     def rank(
-        self, units: list[_Unit], calibration: CalibrationResult, base: float, layers: dict[str, Any]
+        self, units: list[_Unit], calibration: CalibrationResult, base: float, layers: LayerErrors
     ) -> list[tuple[_Unit, float, bool]]:
         """Units by the output SQNR gained when kept in float, best first; screened in depth segments."""
         cfg = self.config
@@ -289,7 +249,7 @@ class Guard:
             kept = _union([u.ops for u in group])
             return self.score(quantize(calibration.model, cfg.io_type, kept)) - base
 
-        added = {r["name"]: r.get("added_noise_db") or 0.0 for r in layers["ops"]}
+        added = {r.name: r.added_noise_db or 0.0 for r in layers.ops}
         budget = MAX_RANKING_EVALUATIONS
         if len(units) <= budget:
             scored = [(u, gain([u]), True) for u in units]
@@ -318,9 +278,9 @@ class Guard:
         return out
 
     def _kept_rows(
-        self, kept: list[str], ranked: list[tuple[_Unit, float, bool]], op_types: dict[str, str], layers: dict[str, Any]
-    ) -> list[dict[str, Any]]:
-        rows = {r["name"]: r for r in layers["ops"]}
+        self, kept: list[str], ranked: list[tuple[_Unit, float, bool]], op_types: dict[str, str], layers: LayerErrors
+    ) -> tuple[KeptFloat, ...]:
+        rows = {r.name: r for r in layers.ops}
         rank_of: dict[str, tuple[int, _Unit, float, bool]] = {}
         for k, (u, g, alone) in enumerate(ranked):
             for name in u.ops:
@@ -328,47 +288,52 @@ class Guard:
         out = []
         for name in kept:
             r, unit, g, alone = rank_of.get(name, (0, None, 0.0, False))
-            row = rows.get(name, {})
-            tensor_label = rows.get(unit.tensor, {}).get("label", unit.tensor) if unit else "?"
+            row = rows.get(name)
+            tensor_row = rows.get(unit.tensor) if unit else None
+            tensor_label = tensor_row.label if tensor_row else (unit.tensor if unit else "?")
             how = "alone" if alone else "with its depth segment"
-            out.append({
-                "name": name,
-                "op": op_types.get(name, row.get("op")),
-                "module": row.get("module"),
-                "label": row.get("label") or name,
-                "reason": (
+            out.append(KeptFloat(
+                name=name,
+                op=op_types.get(name, row.op if row else None),
+                module=row.module if row else None,
+                label=(row.label if row else "") or name,
+                reason=(
                     f"keeps the output of {tensor_label} in float (producer and consumers); measured {how}, "
                     f"keeping it in float raised output SQNR on calibration images by {g:.1f} dB (rank {r} of "
                     f"{len(ranked)})"
                 ),
-            })
-        return out
+            ))  # fmt: skip
+        return tuple(out)
 
-    def _cost(self, before: bytes, after: bytes) -> dict[str, Any]:
-        cost: dict[str, Any] = {"size_bytes_before": len(before), "size_bytes_after": len(after),
-                                "size_ratio": round(len(after) / len(before), 4)}
+    def _cost(self, before: bytes, after: bytes) -> GuardCost:
+        sizes = {"size_bytes_before": len(before), "size_bytes_after": len(after),
+                 "size_ratio": round(len(after) / len(before), 4)}
         if after is before:
-            return {**cost, "latency_ms_before": None, "latency_ms_after": None, "latency_ratio": 1.0}
+            return GuardCost(**sizes, latency_ratio=1.0)
         from conversions.engine.verify.interpreter import measure_latencies
 
         stats = measure_latencies({"before": before, "after": after}, self.budget.inputs[:1], threads=1, runs=30)
         b, a = stats["before"].median, stats["after"].median
-        return {**cost, "latency_ms_before": b, "latency_ms_after": a, "latency_ratio": round(a / b, 3) if b else None}
+        return GuardCost(**sizes, latency_ms_before=b, latency_ms_after=a, latency_ratio=round(a / b, 3) if b else None)
 
     def _message(
-        self, before: dict[str, Any], after: dict[str, Any], met: bool, result: str, kept: list[dict[str, Any]], total: int
+        self, before: GuardMeasure, after: GuardMeasure, met: bool, result: str, kept: tuple[KeptFloat, ...], total: int
     ) -> str:
         cfg = self.config
-        names = ", ".join(dict.fromkeys(k["label"] for k in kept)) or "none"
-        head = f"int8 missed the budget ({self.budget.metric} drop {before['drop']} > {cfg.max_drop:g} points)"
+        names = ", ".join(dict.fromkeys(k.label for k in kept)) or "none"
+        head = f"int8 missed the budget ({self.budget.metric} drop {before.drop} > {cfg.max_drop:g} points)"
         if met and result == "int16x8":
-            return f"{head}; int16x8 for the whole model meets it (drop {after['drop']})"
+            return f"{head}; int16x8 for the whole model meets it (drop {after.drop})"
         if met:
             return (f"{head}; keeping {len(kept)} of {total} ops in float ({names}) meets it: drop "
-                    f"{after['drop']}, SQNR {before['sqnr_db']} -> {after['sqnr_db']} dB")
+                    f"{after.drop}, SQNR {before.sqnr_db} -> {after.sqnr_db} dB")
         return (f"{head} and no fallback within --max-fallback {cfg.max_fallback:g} ({int(cfg.max_fallback * total)} "
-                f"of {total} ops) or int16x8 meets it; best attempt: drop {after['drop']} with {len(kept)} ops in "
+                f"of {total} ops) or int16x8 meets it; best attempt: drop {after.drop} with {len(kept)} ops in "
                 f"float ({names}). Raise --max-fallback or --max-drop, or improve the calibration data.")
+
+
+def _since(start: float) -> float:
+    return round(time.perf_counter() - start, 2)
 
 
 def _union(groups: Iterable[list[str]]) -> list[str]:

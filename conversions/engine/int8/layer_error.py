@@ -12,17 +12,7 @@ matched to the ONNX value with the same size and the same order-free moments (mi
 NCHW/NHWC does not matter). A fused
 conv+bias+ReLU matches the ONNX ReLU output; its module is the nearest scoped producer (``spiky``).
 
-``extra["layer_errors"]`` on the run (``layer_errors(...)``)::
-
-    {"samples": 16, "source": "calibration images", "module_names": "matched by value to the ONNX graph",
-     "float_ops": 0, "ops": [                      # in execution order (the network's depth)
-        {"depth": 0, "op": "CONV_2D", "name": "<output tensor name: the converter's node name>",
-         "label": "_conv_stem", "module": "_conv_stem", "onnx_node": "/_conv_stem/Conv",
-         "sqnr_db": 38.2, "rel_rmse": 0.0123, "input_sqnr_db": 44.0, "added_noise_db": 5.8,
-         "float_min": 0.0, "float_max": 6.0, "dtype": "int8", "scale": 0.0235, "zero_point": -128,
-         "params": 864, "param_share": 0.0002, "macs": 10838016, "mac_share": 0.027, "in_float": false}, ...],
-     "damage_order": [12, 3, ...]}               # indices into "ops", worst output SQNR first
-
+The result is a ``LayerErrors``: one ``LayerError`` per op in execution order, and the ops ordered by damage.
 ``added_noise_db`` is how much worse the op's output is than the worst of its inputs: where error enters.
 """
 
@@ -31,8 +21,8 @@ from __future__ import annotations
 import logging
 import math
 from collections import defaultdict
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -44,6 +34,7 @@ from conversions.engine.int8.tflite_graph import (
     feed,
     pair_models,
 )
+from conversions.engine.report.int8_results import LayerError, LayerErrors
 
 log = logging.getLogger("quantweb.engine")
 
@@ -55,7 +46,7 @@ def layer_errors(
     onnx_path: Path | None = None,
     input_layout: str = "NHWC",
     source: str = "calibration images",
-) -> dict[str, Any]:
+) -> LayerErrors:
     """Compares every op output the two models share by name on ``samples`` (batch-1 rows, model layout)."""
     fl, qm, f_tensors, q_tensors, ops, ref_name = pair_models(float_model, quant_model)
 
@@ -97,44 +88,45 @@ def layer_errors(
         in_sqnr = min(in_sqnrs) if in_sqnrs else None
         mapped = names.get(ref_name.get(op.output, op.name), {})
         rows.append(
-            {
-                "depth": len(rows),
-                "op": op.op,
-                "name": ref_name.get(op.output, op.name),
-                "label": mapped.get("module") or short_label(op.name),
-                "module": mapped.get("module"),
-                "onnx_node": mapped.get("onnx_node"),
-                "sqnr_db": _r(out_sqnr, 2),
-                "rel_rmse": _r(math.sqrt(noise[op.output] / signal[op.output]) if signal[op.output] > 0 else 0.0, 5),
-                "input_sqnr_db": _r(in_sqnr, 2),
-                "added_noise_db": _r(in_sqnr - out_sqnr, 2) if in_sqnr is not None and out_sqnr is not None else None,
-                "float_min": _r(lo[op.output], 5),
-                "float_max": _r(hi[op.output], 5),
-                "dtype": np.dtype(t["dtype"]).name,
-                "scale": float(scale) if scale else None,
-                "zero_point": int(zero) if scale else None,
-                "params": op.params,
-                "param_share": round(op.params / total_params, 5),
-                "macs": op.macs,
-                "mac_share": round(op.macs / total_macs, 5),
-                "in_float": np.dtype(t["dtype"]) in FLOAT_DTYPES,
-            }
+            LayerError(
+                depth=len(rows),
+                op=op.op,
+                name=ref_name.get(op.output, op.name),
+                label=mapped.get("module") or short_label(op.name),
+                module=mapped.get("module"),
+                onnx_node=mapped.get("onnx_node"),
+                sqnr_db=_r(out_sqnr, 2),
+                rel_rmse=_r(math.sqrt(noise[op.output] / signal[op.output]) if signal[op.output] > 0 else 0.0, 5),
+                input_sqnr_db=_r(in_sqnr, 2),
+                added_noise_db=_r(in_sqnr - out_sqnr, 2) if in_sqnr is not None and out_sqnr is not None else None,
+                float_min=_r(lo[op.output], 5),
+                float_max=_r(hi[op.output], 5),
+                dtype=np.dtype(t["dtype"]).name,
+                scale=float(scale) if scale else None,
+                zero_point=int(zero) if scale else None,
+                params=op.params,
+                param_share=round(op.params / total_params, 5),
+                macs=op.macs,
+                mac_share=round(op.macs / total_macs, 5),
+                in_float=np.dtype(t["dtype"]) in FLOAT_DTYPES,
+            )
         )
     consumers = {i: op for op in reversed(compute) for i in op.inputs}
-    for row, op in zip(rows, compute):  # onnx2tf's explicit PAD has no ONNX twin: name it after its consumer
+    for k, op in enumerate(compute):  # onnx2tf's explicit PAD has no ONNX twin: name it after its consumer
         nxt = consumers.get(op.output)
-        if row["module"] is None and op.op == "PAD" and nxt is not None:
-            module = next((r["module"] for r, o in zip(rows, compute) if o is nxt and r["module"]), None)
-            row["label"] = f"{module} (pad)" if module else row["label"]
-    order = sorted(range(len(rows)), key=lambda k: rows[k]["sqnr_db"] if rows[k]["sqnr_db"] is not None else 999)
-    return {
-        "samples": int(len(samples)),
-        "source": source,
-        "module_names": "matched by value to the ONNX graph" if names else "not available",
-        "float_ops": sum(r["in_float"] for r in rows),
-        "ops": rows,
-        "damage_order": order,
-    }
+        if rows[k].module is None and op.op == "PAD" and nxt is not None:
+            module = next((r.module for r, o in zip(rows, compute) if o is nxt and r.module), None)
+            if module:
+                rows[k] = replace(rows[k], label=f"{module} (pad)")
+    order = sorted(range(len(rows)), key=lambda k: rows[k].sqnr_db if rows[k].sqnr_db is not None else 999)
+    return LayerErrors(
+        samples=int(len(samples)),
+        source=source,
+        module_names="matched by value to the ONNX graph" if names else "not available",
+        float_ops=sum(r.in_float for r in rows),
+        ops=tuple(rows),
+        damage_order=tuple(order),
+    )
 
 
 def short_label(name: str) -> str:
@@ -148,16 +140,14 @@ def short_label(name: str) -> str:
     return parts[-1] if parts else name
 
 
-def summary_lines(report: dict[str, Any], limit: int = 8) -> list[str]:
+def summary_lines(report: LayerErrors, limit: int = 8) -> list[str]:
     """The worst ops by output SQNR, one line each, for the terminal and the run log."""
-    rows = report.get("ops", [])
-    lines = [f"per-layer error on {report.get('samples', 0)} {report.get('source', 'samples')} (worst first):"]
-    for k in report.get("damage_order", [])[:limit]:
-        r = rows[k]
+    lines = [f"per-layer error on {report.samples} {report.source} (worst first):"]
+    for r in report.worst(limit):
+        added = r.added_noise_db if r.added_noise_db is not None else "-"
         lines.append(
-            f"  #{r['depth']:<3} {r['op']:<18} {r['label'][:48]:<48} SQNR {r['sqnr_db']:>6} dB"
-            f"  added {r['added_noise_db'] if r['added_noise_db'] is not None else '-':>5} dB"
-            f"  range [{r['float_min']:.3g}, {r['float_max']:.3g}]  scale {r['scale'] or 0:.3g}"
+            f"  #{r.depth:<3} {r.op:<18} {r.label[:48]:<48} SQNR {r.sqnr_db:>6} dB  added {added:>5} dB"
+            f"  range [{r.float_min or 0:.3g}, {r.float_max or 0:.3g}]  scale {r.scale or 0:.3g}"
         )
     return lines
 

@@ -9,14 +9,14 @@ from typing import Any
 
 import numpy as np
 
-log = logging.getLogger("quantweb.engine")
-
 from conversions.engine.int8.tflite_graph import (
     WEIGHTED_OPS,
     debug_interpreter,
     feed,
     graph_ops,
 )
+
+log = logging.getLogger("quantweb.engine")
 
 
 def module_names(

@@ -15,11 +15,8 @@ Methods:
   estimated from the histogram.
 The graph input keeps its min/max: its range is set by preprocessing, not learned.
 
-``extra["calibration"]`` on the run (``CalibrationResult.to_dict``)::
-
-    {"method": "mse", "default_method": "minmax", "tensors": 61, "tensors_narrowed": 12,
-     "median_range_ratio": 0.93, "samples": 100, "seconds": 9.1,
-     "narrowed": [{"name": "...", "minmax": [-68.9, 70.9], "range": [-30.1, 31.0]}, ...]}   # at most 20, narrowest first
+The int8 variant's ``calibration`` (``CalibrationResult.summary()``, a ``CalibrationSummary``) says which
+ranges were narrowed and by how much.
 """
 
 from __future__ import annotations
@@ -37,6 +34,7 @@ from conversions.engine.config import DEFAULT_CALIBRATION as DEFAULT_METHOD
 from conversions.engine.convert.tflite_variant import RepresentativeDataGen
 from conversions.engine.errors import ConversionError
 from conversions.engine.progress import NullProgress, Progress
+from conversions.engine.report.int8_results import CalibrationSummary, NarrowedRange
 
 log = logging.getLogger("quantweb.engine")
 
@@ -65,7 +63,8 @@ class CalibrationResult:
     seconds: float
     histograms: dict[int, np.ndarray] = field(default_factory=dict, repr=False)
 
-    def to_dict(self) -> dict[str, Any]:
+    def summary(self) -> CalibrationSummary:
+        """What the chosen method changed against min/max, for the report."""
         narrowed = [
             (i, self.minmax[i], self.ranges[i])
             for i in self.ranges
@@ -73,19 +72,19 @@ class CalibrationResult:
         ]
         ratios = [(r[1] - r[0]) / max(m[1] - m[0], 1e-12) for _, m, r in narrowed]
         narrowed.sort(key=lambda x: (x[2][1] - x[2][0]) / max(x[1][1] - x[1][0], 1e-12))
-        return {
-            "method": self.method,
-            "default_method": DEFAULT_METHOD,
-            "percentile": PERCENTILE if self.method == "percentile" else None,
-            "tensors": len(self.minmax),
-            "tensors_narrowed": len(narrowed),
-            "median_range_ratio": round(float(np.median(ratios)), 4) if ratios else 1.0,
-            "samples": self.samples,
-            "seconds": round(self.seconds, 2),
-            "narrowed": [
-                {"name": self.names[i], "minmax": _pair(m), "range": _pair(r)} for i, m, r in narrowed[:MAX_LISTED]
-            ],
-        }
+        return CalibrationSummary(
+            method=self.method,
+            default_method=DEFAULT_METHOD,
+            percentile=PERCENTILE if self.method == "percentile" else None,
+            tensors=len(self.minmax),
+            tensors_narrowed=len(narrowed),
+            median_range_ratio=round(float(np.median(ratios)), 4) if ratios else 1.0,
+            samples=self.samples,
+            seconds=round(self.seconds, 2),
+            narrowed=tuple(
+                NarrowedRange(self.names[i], _pair(m), _pair(r)) for i, m, r in narrowed[:MAX_LISTED]
+            ),
+        )
 
 
 def calibrate(
@@ -295,5 +294,5 @@ def quantize(calibrated: bytes, io_type: str = "float32", keep_float: Iterable[s
         raise ConversionError(f"int8 quantization failed: {str(err).strip().splitlines()[0][:300]}") from None
 
 
-def _pair(r: tuple[float, float]) -> list[float]:
-    return [float(np.format_float_positional(r[0], 5)), float(np.format_float_positional(r[1], 5))]
+def _pair(r: tuple[float, float]) -> tuple[float, float]:
+    return (float(np.format_float_positional(r[0], 5)), float(np.format_float_positional(r[1], 5)))

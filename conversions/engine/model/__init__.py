@@ -1,0 +1,1 @@
+"""Checkpoint + architecture -> an eval-mode nn.Module (see ``conversions.engine`` for the map)."""

@@ -1,0 +1,1 @@
+"""What a run tells and writes: typed results, planned outputs, summary, charts, report files."""

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from conversions.engine.report.records import to_json
+from conversions.engine.report.results import ExportReport, VariantReport
+
 COLORS = {"float32": "#8a94a6", "float16": "#5b8def", "dynamic": "#9b6bd6", "int8": "#2f9e6e", "int16x8": "#e0913a"}
 THREAD_COLORS = ["#2f6fdf", "#e0913a", "#2f9e6e", "#9b6bd6"]
 LAYOUT: dict[str, Any] = {
@@ -43,36 +46,36 @@ def _bar(name: str, x: list[str], y: list[Any], fmt: str, color: Any = None) -> 
     }
 
 
-def _series(series: list[tuple[str, dict[str, Any]]]) -> list[str]:
+def _series(series: list[tuple[str, VariantReport]]) -> list[str]:
     return [label for label, _ in series]
 
 
-def report_charts(series: list[tuple[str, dict[str, Any]]]) -> dict[str, dict[str, Any]]:
+def report_charts(series: list[tuple[str, VariantReport]]) -> dict[str, dict[str, Any]]:
     """Charts over ``(label, variant dict)`` pairs; a label is a variant name, or ``run 12 int8`` on compare pages."""
     if not series:
         return {}
     labels = _series(series)
-    colors = [COLORS.get(v.get("variant", ""), "#5b8def") for _, v in series]
+    colors = [COLORS.get(v.variant, "#5b8def") for _, v in series]
     charts: dict[str, dict[str, Any]] = {}
-    raw = [v.get("size_bytes") for _, v in series]
+    raw = [v.size_bytes for _, v in series]
     unit, scale = ("MB", 1e6) if max((s or 0) for s in raw) >= 1e6 else ("KB", 1e3)
     sizes = [round(s / scale, 3) if s else None for s in raw]
     charts["size"] = {"data": [_bar("size", labels, sizes, "{:.2f} " + unit, colors)], "layout": _layout("Model size", unit, showlegend=False)}
 
-    threads = sorted({t for _, v in series for t in (v.get("latency_ms") or {})}, key=int)
+    threads = sorted({t for _, v in series for t in v.latency_ms}, key=int)
     if threads:
         data = []
         for i, t in enumerate(threads):
-            med = [((v.get("latency_ms") or {}).get(t) or {}).get("median") for _, v in series]
-            p90 = [((v.get("latency_ms") or {}).get(t) or {}).get("p90") for _, v in series]
+            med = [v.latency_ms[t].median if t in v.latency_ms else None for _, v in series]
+            p90 = [v.latency_ms[t].p90 if t in v.latency_ms else None for _, v in series]
             bar = _bar(f"{t} thread{'s' if t != '1' else ''}", labels, med, "{:.2f}", THREAD_COLORS[i % 4])
             bar["error_y"] = {"type": "data", "symmetric": False,
                               "array": [(p - m) if p is not None and m is not None else 0 for p, m in zip(p90, med)]}
             data.append(bar)
         charts["latency"] = {"data": data, "layout": _layout("Latency: median, bar to p90", "ms", barmode="group")}
 
-    fid = [(v.get("fidelity") or {}) for _, v in series]
-    acc = [(v.get("accuracy") or {}) for _, v in series]
+    fid = [to_json(v.fidelity) if v.fidelity else {} for _, v in series]
+    acc = [v.accuracy or {} for _, v in series]
     data = []
     if any(f.get("top1_agreement") is not None for f in fid):
         data.append(_bar("top-1 agreement", labels, [f.get("top1_agreement") for f in fid], "{:.1f}", "#2f6fdf"))
@@ -106,5 +109,5 @@ def report_charts(series: list[tuple[str, dict[str, Any]]]) -> dict[str, dict[st
     return charts
 
 
-def variant_series(report: dict[str, Any], prefix: str = "") -> list[tuple[str, dict[str, Any]]]:
-    return [(f"{prefix}{v['variant']}", v) for v in report.get("variants") or []]
+def variant_series(report: ExportReport, prefix: str = "") -> list[tuple[str, VariantReport]]:
+    return [(f"{prefix}{v.variant}", v) for v in report.variants]

@@ -13,7 +13,6 @@ from conversions.engine.report.summary import format_summary, summary_table
 
 
 def markdown_report(report: ExportReport) -> str:
-    data = report.to_dict()
     lines = [
         f"# quantweb conversion report: {report.model['name']}",
         "",
@@ -30,13 +29,13 @@ def markdown_report(report: ExportReport) -> str:
         "",
         "Versions: " + ", ".join(f"{k} {v}" for k, v in report.versions.items()),
     ]
-    dis = (data.get("pytorch") or {}).get("disagreements") or {}
-    if dis.get("examples"):
-        lines += ["", f"## Where {dis['variant']} and PyTorch disagree ({dis['count']} images)", ""]
-        for ex in dis["examples"]:
-            pt = ", ".join(f"{p['name']} {p['p']:.2f}" for p in ex["pytorch_top3"])
-            vt = ", ".join(f"{p['name']} {p['p']:.2f}" for p in ex["variant_top3"])
-            lines.append(f"- `{Path(ex['file']).name}`: PyTorch {pt} | {dis['variant']} {vt}")
+    dis = report.pytorch.disagreements
+    if dis and dis.examples:
+        lines += ["", f"## Where {dis.variant} and PyTorch disagree ({dis.count} images)", ""]
+        for ex in dis.examples:
+            pt = ", ".join(f"{p.name} {p.p:.2f}" for p in ex.pytorch_top3)
+            vt = ", ".join(f"{p.name} {p.p:.2f}" for p in ex.variant_top3)
+            lines.append(f"- `{Path(ex.file).name}`: PyTorch {pt} | {dis.variant} {vt}")
     return "\n".join(lines) + "\n"
 
 
@@ -53,16 +52,16 @@ def _script_json(value: object) -> str:
 
 def html_report(report: ExportReport) -> str:
     data = report.to_dict()
-    charts = report_charts(variant_series(data))
-    dis = (data.get("pytorch") or {}).get("disagreements") or {}
+    charts = report_charts(variant_series(report))
+    dis = report.pytorch.disagreements
     examples = ""
-    for ex in dis.get("examples") or []:
-        img = f'<img src="{ex["thumbnail"]}" alt="">' if ex.get("thumbnail") else ""
-        pt = "<br>".join(f"{html.escape(p['name'])} {p['p']:.2f}" for p in ex["pytorch_top3"])
-        vt = "<br>".join(f"{html.escape(p['name'])} {p['p']:.2f}" for p in ex["variant_top3"])
+    for ex in dis.examples if dis else ():
+        img = f'<img src="{ex.thumbnail}" alt="">' if ex.thumbnail else ""
+        pt = "<br>".join(f"{html.escape(p.name)} {p.p:.2f}" for p in ex.pytorch_top3)
+        vt = "<br>".join(f"{html.escape(p.name)} {p.p:.2f}" for p in ex.variant_top3)
         examples += (
-            f'<figure>{img}<figcaption><b>{html.escape(Path(ex["file"]).name)}</b><br>'
-            f"PyTorch:<br>{pt}<br>{html.escape(dis['variant'])}:<br>{vt}</figcaption></figure>"
+            f'<figure>{img}<figcaption><b>{html.escape(Path(ex.file).name)}</b><br>'
+            f"PyTorch:<br>{pt}<br>{html.escape(dis.variant)}:<br>{vt}</figcaption></figure>"
         )
     chart_divs = "".join(f'<div class="chart" id="chart-{name}"></div>' for name in charts)
     return f"""<!doctype html>
@@ -82,7 +81,7 @@ figure img {{ width: 112px; }}
 <pre>{html.escape(format_summary(report))}</pre>
 <h2>Charts</h2>
 <div class="charts">{chart_divs}</div>
-{f"<h2>Where {html.escape(dis['variant'])} and PyTorch disagree ({dis['count']} images)</h2>" + examples if examples else ""}
+{f"<h2>Where {html.escape(dis.variant)} and PyTorch disagree ({dis.count} images)</h2>" + examples if examples else ""}
 <script id="report-data" type="application/json">{_script_json(data)}</script>
 <script>
 const charts = {_script_json(charts)};
@@ -94,11 +93,8 @@ for (const [name, fig] of Object.entries(charts)) {{
 """
 
 
-def write_report_files(report: ExportReport, folder: Path, force: bool) -> dict[str, str]:
-    """Writes ``report.md`` and ``report.html`` into ``folder``; returns their paths by kind."""
-    out = {}
-    for name, text in (("report.md", markdown_report(report)), ("report.html", html_report(report))):
-        path = Path(folder) / name
-        atomic.write_bytes_atomic(path, text.encode("utf-8"), force=force)
-        out[name.replace(".", "_")] = str(path)
-    return out
+def write_report_files(report: ExportReport, pages: dict[str, Path], force: bool) -> None:
+    """Writes ``report.md`` and ``report.html`` where ``pages`` (``report_md`` / ``report_html``) say."""
+    texts = {"report_md": markdown_report(report), "report_html": html_report(report)}
+    for kind, path in pages.items():
+        atomic.write_bytes_atomic(path, texts[kind].encode("utf-8"), force=force)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from conversions.engine.config import ExportConfig
@@ -16,58 +18,78 @@ from conversions.engine.report.results import ExportReport
 DEFAULT_EXPORT_DIR = Path("exports")
 
 
-def variant_label(variant: str) -> str:
-    """``none`` is stored and shown as ``float32``: the name says what is in the file."""
-    return "float32" if variant == "none" else variant
+@dataclass(frozen=True)
+class OutputPlan:
+    """Every file a run will write, known before the work starts so a name clash fails in the first second."""
+
+    variants: dict[str, Path]
+    """variant -> ``.tflite`` path."""
+    extra: dict[str, Path] = field(default_factory=dict)
+    """``onnx`` / ``saved_model`` -> path, for ``--format``."""
+    report: Path = Path("report.json")
+    pages: dict[str, Path] = field(default_factory=dict)
+    """``report_md`` / ``report_html``: written for several variants, beside report.json."""
+
+    def paths(self) -> list[Path]:
+        return [*self.variants.values(), *self.extra.values(), self.report, *self.pages.values()]
+
+    def check_writable(self, force: bool) -> None:
+        for path in self.paths():
+            atomic.check_writable(path, force)
+
+    def files(self) -> dict[str, str]:
+        """What the report lists as the run's other files, by kind."""
+        return {**{k: str(p) for k, p in self.extra.items()}, **{k: str(p) for k, p in self.pages.items()},
+                "report": str(self.report)}  # fmt: skip
+
+    def with_variant_path(self, variant: str, path: Path) -> "OutputPlan":
+        return dataclasses.replace(self, variants={**self.variants, variant: path})
 
 
-def plan_outputs(config: ExportConfig, stem: str) -> dict[str, Path]:
-    """variant -> ``.tflite`` path. One variant with ``output`` goes exactly there; otherwise ``output_dir``."""
-    if config.output and len(config.variants) == 1:
-        return {config.variants[0]: Path(config.output)}
-    if config.output_dir:
-        folder = Path(config.output_dir)
-    elif config.output:
-        folder = Path(config.output).parent
-    elif config.model.checkpoint:
-        folder = Path(config.model.checkpoint).parent
-    else:
-        folder = DEFAULT_EXPORT_DIR
-    return {
-        v: folder / config.output_template.format(stem=stem, variant=variant_label(v)) for v in config.variants
-    }
-
-
-def report_path_for(outputs: dict[str, Path]) -> Path:
-    first = next(iter(outputs.values()))
-    if len(outputs) == 1:
-        return first.with_name(first.stem + "_report.json")
-    return first.parent / "report.json"
-
-
-def plan_extra_outputs(config: ExportConfig, outputs: dict[str, Path], stem: str) -> dict[str, Path]:
+def plan_outputs(config: ExportConfig, stem: str, want_tflite: bool = True) -> OutputPlan:
+    """The files of ``config``: one variant with ``output`` goes exactly there; otherwise into ``output_dir``
+    (or beside the checkpoint), named by ``output_template``."""
+    variants = _variant_paths(config, stem) if want_tflite else {}
     formats = set(config.formats)
     if "all" in formats:
         formats |= {"onnx", "saved_model"}
-    if outputs:
-        folder = next(iter(outputs.values())).parent
-    else:
-        folder = Path(config.output_dir) if config.output_dir else (
-            Path(config.model.checkpoint).parent if config.model.checkpoint else DEFAULT_EXPORT_DIR
-        )
+    folder = next(iter(variants.values())).parent if variants else _folder(config)
     extra = {}
     if "onnx" in formats:
         extra["onnx"] = folder / f"{stem}.onnx"
     if "saved_model" in formats:
         extra["saved_model"] = folder / f"{stem}_saved_model"
-    return extra
+    if len(variants) == 1:
+        first = next(iter(variants.values()))
+        report = first.with_name(first.stem + "_report.json")
+    elif variants:
+        report = folder / "report.json"
+    else:
+        report = folder / f"{stem}_report.json"
+    pages = {"report_md": folder / "report.md", "report_html": folder / "report.html"} if len(variants) > 1 else {}
+    return OutputPlan(variants, extra, report, pages)
 
 
-def write_extra_outputs(extra: dict[str, Path], graph: TFGraph, force: bool) -> dict[str, str]:
-    written = {}
+def _folder(config: ExportConfig) -> Path:
+    if config.output_dir:
+        return Path(config.output_dir)
+    if config.output:
+        return Path(config.output).parent
+    if config.model.checkpoint:
+        return Path(config.model.checkpoint).parent
+    return DEFAULT_EXPORT_DIR
+
+
+def _variant_paths(config: ExportConfig, stem: str) -> dict[str, Path]:
+    if config.output and len(config.variants) == 1:
+        return {config.variants[0]: Path(config.output)}
+    folder = _folder(config)
+    return {v: folder / config.output_template.format(stem=stem, variant=v) for v in config.variants}
+
+
+def write_extra_outputs(extra: dict[str, Path], graph: TFGraph, force: bool) -> None:
     if "onnx" in extra:
         atomic.copy_file_atomic(graph.onnx_path, extra["onnx"], force=force)
-        written["onnx"] = str(extra["onnx"])
     if "saved_model" in extra:
         import tensorflow as tf
 
@@ -76,35 +98,22 @@ def write_extra_outputs(extra: dict[str, Path], graph: TFGraph, force: bool) -> 
             module.model = graph.keras_model
             tf.saved_model.save(module, tmp, signatures={"serving_default": graph.concrete_function})
             atomic.copy_tree_atomic(Path(tmp), extra["saved_model"], force=force)
-        written["saved_model"] = str(extra["saved_model"])
-    return written
 
 
-def write_outputs(
-    report: ExportReport,
-    built: dict[str, bytes],
-    outputs: dict[str, Path],
-    extra_outputs: dict[str, Path],
-    graph: TFGraph,
-    report_path: Path,
-    report_folder: Path | None,
-    force: bool,
-) -> None:
+def write_outputs(report: ExportReport, built: dict[str, bytes], plan: OutputPlan, graph: TFGraph, force: bool) -> None:
     """Writes every file of the run, each atomically; if any write fails, removes the ones already written,
     so a failed run leaves neither a partial file nor a partial set (and a re-run needs no --force)."""
     written: list[Path] = []
     try:
-        for variant, path in outputs.items():
+        for variant, path in plan.variants.items():
             atomic.write_bytes_atomic(path, built[variant], force=force)
             written.append(path)
-        write_extra_outputs(extra_outputs, graph, force)
-        written.extend(extra_outputs.values())
-        if report_folder is not None:
-            files = write_report_files(report, report_folder, force)
-            report.intermediate_files.update(files)
-            written.extend(Path(p) for p in files.values())
-        report.intermediate_files["report"] = str(report_path)
-        atomic.write_bytes_atomic(report_path, json.dumps(report.to_dict(), indent=2).encode(), force=force)
+        write_extra_outputs(plan.extra, graph, force)
+        written.extend(plan.extra.values())
+        if plan.pages:
+            write_report_files(report, plan.pages, force)
+            written.extend(plan.pages.values())
+        atomic.write_bytes_atomic(plan.report, json.dumps(report.to_dict(), indent=2).encode(), force=force)
     except BaseException:
         for path in written:
             if path.is_dir():

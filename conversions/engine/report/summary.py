@@ -60,8 +60,8 @@ def _extra_latency_cells(v: VariantReport) -> dict[str, str]:
 
 
 def summary_table(report: ExportReport, markdown: bool = False) -> str:
-    fl = report.pytorch.get("float32_latency_ms", {}).get("1", {}) or {}
-    rows = [variant_row(v, fl.get("median")) for v in report.variants]
+    reference = report.pytorch.float32_latency_ms.get("1")
+    rows = [variant_row(v, reference.median if reference else None) for v in report.variants]
     if not markdown:
         return summarize_table(rows)
     cols = list(rows[0]) if rows else []
@@ -74,12 +74,13 @@ def format_summary(report: ExportReport) -> str:
     cal = report.calibration or {}
     ev = report.evaluation or {}
     route = report.conversion_route.get("route")
-    acc = report.pytorch.get("accuracy") or {}
+    acc = report.pytorch.accuracy or {}
+    float32 = report.pytorch.float32_fidelity
     lines = [
         f"model: {report.model['name']} ({report.model['description']}), input {tuple(report.model['input_shape'])}",
         f"route: {route}; calibration: {cal.get('samples', 0)} images (seed {cal.get('seed', '-')}); "
-        f"verified on {ev.get('samples', report.pytorch.get('evaluation_samples'))} held-out inputs; "
-        f"float32 .tflite vs PyTorch: SQNR {(report.pytorch.get('float32_fidelity') or {}).get('sqnr_db', '-')} dB",
+        f"verified on {ev.get('samples', report.pytorch.evaluation_samples)} held-out inputs; "
+        f"float32 .tflite vs PyTorch: SQNR {float32.sqnr_db if float32 else '-'} dB",
         *([f"PyTorch labeled accuracy on {acc['samples']} images: top-1 {acc['top1']:.1f}%, top-5 {acc['top5']:.1f}%"]
           if acc.get("top1") is not None else []),
         "",
@@ -89,9 +90,8 @@ def format_summary(report: ExportReport) -> str:
         if v.float_ops and v.variant in ("int8", "int16x8"):
             lines.append(f"{v.variant}: {len(v.float_ops)} op(s) compute in float: {', '.join(v.float_ops[:5])}")
     for v in report.variants:
-        guard = v.extra.get("guard") if v.extra else None
-        if guard and guard.get("message"):
-            lines.append(f"{v.variant} accuracy guard: {guard['message']}")
+        if v.guard and v.guard.message:
+            lines.append(f"{v.variant} accuracy guard: {v.guard.message}")
     if report.warnings:
         lines.append("")
         lines.extend(f"note: {w}" for w in report.warnings)

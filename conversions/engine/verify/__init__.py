@@ -1,0 +1,1 @@
+"""Every variant verified against PyTorch (see ``conversions.engine`` for the map)."""

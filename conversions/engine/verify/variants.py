@@ -17,9 +17,15 @@ from conversions.engine.convert.tf_routes import TFGraph
 from conversions.engine.data.run_inputs import EvaluationSet, PreparedData, first_output
 from conversions.engine.model.loading import LoadedModel
 from conversions.engine.progress import Progress
-from conversions.engine.report.outputs import variant_label
-from conversions.engine.report.results import VariantReport
+from conversions.engine.report.results import (
+    DisagreementExample,
+    Disagreements,
+    Prediction,
+    PyTorchReference,
+    VariantReport,
+)
 from conversions.engine.tensors import to_tf_layout
+from conversions.engine.variants import REFERENCE, primary
 from conversions.engine.verify.accuracy import labeled_accuracy, with_drop
 
 
@@ -31,7 +37,7 @@ def verify_variants(
     data: PreparedData,
     outputs: dict[str, Path],
     progress: Progress,
-) -> tuple[list[VariantReport], dict[str, Any]]:
+) -> tuple[list[VariantReport], PyTorchReference]:
     import torch
 
     from conversions.engine.verify.interpreter import (
@@ -49,7 +55,7 @@ def verify_variants(
     ref = np.concatenate([first_output(c).numpy() for c in chunks]).astype(np.float32)
     eval_tf = to_tf_layout(eval_nchw, graph.input_layout)
 
-    wanted = ["none", *[v for v in config.variants if v != "none"]]
+    wanted = [REFERENCE, *[v for v in config.variants if v != REFERENCE]]
     sample = eval_tf[:1]
     latencies: dict[str, dict[str, Any]] = {v: {} for v in wanted}
     for threads in config.latency_threads:
@@ -60,11 +66,11 @@ def verify_variants(
 
     targets = data.evaluation.targets
     pytorch_accuracy = labeled_accuracy(ref, targets) if targets is not None else None
-    float_size = len(built["none"])
+    float_size = len(built[REFERENCE])
     reports = []
     outputs_by_variant: dict[str, np.ndarray] = {}
     for i, variant in enumerate(wanted):
-        progress.update(i / len(wanted), variant_label(variant))
+        progress.update(i / len(wanted), variant)
         model = TFLiteModel(built[variant])
         out = predict_many(model, eval_tf)[0]
         outputs_by_variant[variant] = out
@@ -73,7 +79,7 @@ def verify_variants(
         target = outputs.get(variant)
         reports.append(
             VariantReport(
-                variant=variant_label(variant),
+                variant=variant,
                 output=str(target) if target else "",
                 size_bytes=len(built[variant]),
                 sha256=hashlib.sha256(built[variant]).hexdigest(),
@@ -91,55 +97,53 @@ def verify_variants(
                 latency_ms=latencies[variant],
                 fidelity=fidelity(ref, out),
                 fully_integer=fully_integer,
-                float_ops=float_ops,
+                float_ops=list(float_ops),
                 op_counts=counts,
                 accuracy=with_drop(labeled_accuracy(out, targets), pytorch_accuracy) if pytorch_accuracy else None,
             )
         )
     # The float32 model is only reported as a variant when it was asked for; its figures stay the reference.
-    asked = {variant_label(v) for v in config.variants}
     float_report = reports[0]
-    pytorch = {
-        "evaluation_samples": len(eval_nchw),
-        "float32_fidelity": {"sqnr_db": float_report.fidelity.sqnr_db} if float_report.fidelity else None,
-        "float32_latency_ms": {k: vars(v) for k, v in float_report.latency_ms.items()},
-        "float32_size_bytes": float_size,
-        "accuracy": pytorch_accuracy,
-        "disagreements": disagreement_examples(ref, outputs_by_variant, config.variants, data.evaluation),
-    }
-    return [r for r in reports if r.variant in asked], pytorch
+    pytorch = PyTorchReference(
+        evaluation_samples=len(eval_nchw),
+        float32_fidelity=float_report.fidelity,
+        float32_latency_ms=dict(float_report.latency_ms),
+        float32_size_bytes=float_size,
+        accuracy=pytorch_accuracy,
+        disagreements=disagreement_examples(ref, outputs_by_variant, config.variants, data.evaluation),
+    )
+    return [r for r in reports if r.variant in config.variants], pytorch
 
 
 def disagreement_examples(
     ref: np.ndarray, outputs: dict[str, np.ndarray], variants: tuple[str, ...], evaluation: EvaluationSet, limit: int = 6
-) -> dict[str, Any] | None:
+) -> Disagreements | None:
     """A few held-out images where the most quantized variant and PyTorch disagree, with both top-3."""
     from conversions.engine.verify.metrics import is_classifier_output, top_k
 
-    quantized = [v for v in ("int8", "int16x8", "dynamic", "float16") if v in variants and v in outputs]
-    if not quantized or not is_classifier_output(ref) or not evaluation.files:
+    variant = primary(v for v in variants if v != REFERENCE and v in outputs)
+    if variant is None or not is_classifier_output(ref) or not evaluation.files:
         return None
-    variant = quantized[0]
     out = outputs[variant]
-    differ = np.flatnonzero(ref.argmax(axis=1) != out.argmax(axis=1))[:limit]
+    wrong = np.flatnonzero(ref.argmax(axis=1) != out.argmax(axis=1))
     names = evaluation.class_names
 
-    def named(pairs: list[tuple[int, float]]) -> list[dict[str, Any]]:
-        return [{"index": i, "name": names[i] if names and i < len(names) else str(i), "p": p} for i, p in pairs]
+    def named(pairs: list[tuple[int, float]]) -> tuple[Prediction, ...]:
+        return tuple(Prediction(i, names[i] if names and i < len(names) else str(i), p) for i, p in pairs)
 
-    return {
-        "variant": variant_label(variant),
-        "count": int((ref.argmax(axis=1) != out.argmax(axis=1)).sum()),
-        "examples": [
-            {
-                "file": evaluation.files[i],
-                "thumbnail": _thumbnail_data_uri(evaluation.files[i]),
-                "pytorch_top3": named(top_k(ref[i])),
-                "variant_top3": named(top_k(out[i])),
-            }
-            for i in differ
-        ],
-    }
+    return Disagreements(
+        variant=variant,
+        count=len(wrong),
+        examples=tuple(
+            DisagreementExample(
+                file=evaluation.files[i],
+                thumbnail=_thumbnail_data_uri(evaluation.files[i]),
+                pytorch_top3=named(top_k(ref[i])),
+                variant_top3=named(top_k(out[i])),
+            )
+            for i in wrong[:limit]
+        ),
+    )
 
 
 def _thumbnail_data_uri(path: str, size: int = 112) -> str | None:

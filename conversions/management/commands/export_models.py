@@ -22,13 +22,13 @@ from conversions.engine.config import (
     ExportConfig,
     ModelSpec,
     parse_input_shape,
-    parse_variants,
 )
 from conversions.engine.data.options import preprocess_overrides_from_args
 from conversions.engine.data.preprocess import PRESETS
 from conversions.engine.data.structure import DATASET_TYPES
 from conversions.engine.errors import QuantwebError
 from conversions.engine.progress import TerminalProgress
+from conversions.engine.variants import parse_variants
 
 
 def parse_model_kwargs(items: list[str]) -> dict[str, Any]:
@@ -156,17 +156,16 @@ class Command(BaseCommand):
             from conversions.engine.pipeline import run_export
 
             return run_export(config, progress)
-        from conversions.runs import execute_run, record_cli_run
+        from conversions.models import ConversionRun
 
         try:
-            run = record_cli_run(config)
+            run = ConversionRun.launch(config, source=ConversionRun.Source.CLI, immediate=True, progress=progress)
         except DatabaseError as err:
             raise CommandError(
                 f"could not record the run in the database ({err}); run `python manage.py migrate` first, "
                 "or pass --no-record."
             ) from None
-        progress.log(f"recorded as conversion run {run.pk}")
-        return execute_run(run, progress)
+        return run.export_report()
 
     @staticmethod
     def build_config(opts: dict[str, Any]) -> ExportConfig:

@@ -2,7 +2,7 @@
 
 from django.core.management.base import BaseCommand
 
-from conversions.runs import reap_dead_runs
+from conversions.reaper import reap_dead_runs
 
 
 class Command(BaseCommand):

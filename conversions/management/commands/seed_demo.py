@@ -10,13 +10,8 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
 from conversions.engine.errors import QuantwebError
-from conversions.models import (
-    Checkpoint,
-    ConversionRun,
-    Dataset,
-    RunSettings,
-    media_relative,
-)
+from conversions.models import Checkpoint, ConversionRun, Dataset
+from conversions.run_settings import RunSettings
 
 DEMO_MODEL = "efficientnet-lite0"
 DEMO_DATASET = "demo-photos"
@@ -44,17 +39,13 @@ class Command(BaseCommand):
             folder = settings.BASE_DIR / "demo" / "photos" / "crops"
             if not folder.is_dir():
                 raise CommandError(f"{folder} is missing; the demo photos ship with the repository")
-            dataset = Dataset(
-                name=DEMO_DATASET, source=Dataset.Source.SERVER, path=media_relative(folder), created_by=user,
-                description="Real photo crops bundled with quantweb (scikit-image sample photos).",
-            )  # fmt: skip
             try:
-                dataset.detect_structure()
+                dataset = Dataset.register(
+                    name=DEMO_DATASET, path=folder, source=Dataset.Source.SERVER, user=user,
+                    description="Real photo crops bundled with quantweb (scikit-image sample photos).",
+                )  # fmt: skip
             except QuantwebError as err:
                 raise CommandError(str(err)) from None
-            dataset.save()
-            dataset.refresh_thumbnails()
-            dataset.save(update_fields=["thumbnails"])
             self.stdout.write(f"registered dataset {dataset.name}: {dataset.structure.get('description', '')}")
         if run:
             existing = ConversionRun.objects.filter(
@@ -64,5 +55,6 @@ class Command(BaseCommand):
             if existing:
                 self.stdout.write(f"demo run {existing.pk} is {existing.status}")
             else:
-                new = ConversionRun.launch(checkpoint, dataset, RunSettings(("int8",), num_calib_samples=samples), user=user)
+                config = RunSettings(("int8",), num_calib_samples=samples).config_for(checkpoint, dataset)
+                new = ConversionRun.launch(config, user, checkpoint=checkpoint, dataset=dataset)
                 self.stdout.write(f"launched demo run {new.pk} (int8); the worker picks it up")

@@ -1,0 +1,30 @@
+"""Files under MEDIA_ROOT: stored relative to it (so the folder can move), digested once."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from django.conf import settings
+
+
+def media_relative(path: str | Path) -> str:
+    """Paths under MEDIA_ROOT are stored relative to it so the media folder can move; others stay absolute."""
+    path = Path(path)
+    try:
+        return str(path.resolve().relative_to(Path(settings.MEDIA_ROOT).resolve()))
+    except ValueError:
+        return str(path)
+
+
+def media_absolute(stored: str) -> Path:
+    path = Path(stored)
+    return path if path.is_absolute() else Path(settings.MEDIA_ROOT) / path
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()

@@ -1,0 +1,107 @@
+"""Datasets: images for calibration and verification, registered once with what the data engine detected."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.db import models, transaction
+from django.urls import reverse
+from django.utils import timezone
+
+from conversions.media import media_absolute, media_relative
+from conversions.models.checkpoint import name_validator
+
+
+class Dataset(models.Model):
+    """Images for calibration and verification: an uploaded archive extracted under MEDIA_ROOT, or a
+    server-side folder inside one of ``settings.QUANTWEB_DATASET_ROOTS``."""
+
+    class Source(models.TextChoices):
+        UPLOAD = "upload", "uploaded archive"
+        SERVER = "server", "server path"
+
+    name = models.CharField(max_length=100, unique=True, validators=[name_validator])
+    source = models.CharField(max_length=10, choices=Source.choices)
+    path = models.CharField(max_length=1000, help_text="The image folder (relative paths are under MEDIA_ROOT).")
+    archive_name = models.CharField(max_length=255, blank=True)
+    dataset_type = models.CharField(max_length=30, default="auto")
+    structure = models.JSONField(default=dict, blank=True, help_text="What the data engine detected.")
+    layout = models.CharField(max_length=50, blank=True)
+    num_images = models.PositiveIntegerField(default=0)
+    num_classes = models.PositiveIntegerField(default=0)
+    num_skipped = models.PositiveIntegerField(default=0)
+    thumbnails = models.JSONField(default=list, blank=True, help_text="Thumbnail files under MEDIA_ROOT.")
+    description = models.TextField(blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def get_absolute_url(self) -> str:
+        return reverse("conversions:dataset", args=[self.pk])
+
+    @property
+    def folder(self) -> Path:
+        return media_absolute(self.path)
+
+    @classmethod
+    def register(
+        cls,
+        *,
+        name: str,
+        path: str | Path,
+        source: str,
+        dataset_type: str = "auto",
+        description: str = "",
+        archive_name: str = "",
+        user=None,
+    ) -> "Dataset":
+        """The one way a dataset is registered: detect what the folder holds (the data engine's
+        ``DatasetError`` if nothing usable), then save the row and its thumbnails together. Nothing is saved
+        when detection fails."""
+        dataset = cls(name=name, source=source, path=media_relative(path), dataset_type=dataset_type,
+                      description=description, archive_name=archive_name, created_by=user)  # fmt: skip
+        dataset.detect_structure()
+        with transaction.atomic():
+            dataset.save()
+            dataset.refresh_thumbnails()
+            dataset.save(update_fields=["thumbnails"])
+        return dataset
+
+    def detect_again(self) -> None:
+        """Detects the structure again (a server folder may have changed since it was registered)."""
+        self.detect_structure()
+        self.refresh_thumbnails()
+        self.save()
+
+    def detect_structure(self) -> None:
+        """Asks the data engine what this folder holds (raises its DatasetError, a QuantwebError)."""
+        from conversions.engine.data.layouts import detect_dataset
+
+        self.apply_structure(detect_dataset(self.folder, self.dataset_type).to_dict())
+
+    def apply_structure(self, structure: dict[str, Any]) -> None:
+        """Stores the detected structure and the few figures the lists show."""
+        self.structure = structure
+        self.layout = str(structure.get("layout") or "")
+        self.num_images = int(structure.get("num_images") or 0)
+        self.num_classes = len(structure.get("classes") or [])
+        self.num_skipped = int(structure.get("ignored_files") or 0) + len(structure.get("unreadable_dirs") or [])
+
+    def refresh_thumbnails(self) -> None:
+        from conversions.uploads import make_thumbnails
+
+        out_dir = Path(settings.MEDIA_ROOT) / "thumbnails" / f"dataset-{self.pk}"
+        thumbs = make_thumbnails(self.folder, out_dir, settings.QUANTWEB_THUMBNAILS)
+        self.thumbnails = [{"file": media_relative(t["file"]), "source": t["source"]} for t in thumbs]
+
+    @property
+    def class_rows(self) -> list[tuple[str, int]]:
+        counts = self.structure.get("class_counts") or {}
+        return sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))

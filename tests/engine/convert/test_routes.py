@@ -1,0 +1,71 @@
+"""onnx2tf routes: a model the direct route mis-converts goes through onnxsim; when every route fails, the
+error names the ONNX op and what to do, and nothing is written."""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+import pytest
+import torch
+from support.engine_models import same_pad_net
+
+from conversions.engine import pipeline
+from conversions.engine.config import ExportConfig, ModelSpec
+from conversions.engine.convert import tf_routes as tf_convert
+from conversions.engine.errors import ConversionError
+from conversions.engine.pipeline import run_export
+from conversions.engine.report.results import ExportReport
+from engine.conftest import MODELS_FILE, assert_flags_exist
+
+SAME_PAD_SHAPE = (1, 3, 64, 64)
+
+
+@pytest.fixture(scope="module")
+def same_pad_spec(tmp_path_factory: pytest.TempPathFactory) -> ModelSpec:
+    torch.manual_seed(0)
+    ckpt = tmp_path_factory.mktemp("same_pad") / "same_pad.pth"
+    torch.save(same_pad_net().state_dict(), ckpt)
+    return ModelSpec(str(ckpt), f"{MODELS_FILE}:same_pad_net", input_shape=SAME_PAD_SHAPE)
+
+
+@pytest.fixture(scope="module")
+def fallback_report(same_pad_spec: ModelSpec, tmp_path_factory: pytest.TempPathFactory) -> ExportReport:
+    out = tmp_path_factory.mktemp("fallback")
+    return run_export(ExportConfig(model=same_pad_spec, variants=("none",), output_dir=str(out)))
+
+
+def test_same_padding_model_converts_through_the_onnxsim_route(fallback_report: ExportReport) -> None:
+    route = fallback_report.conversion_route
+    assert route["route"] == "onnxsim+onnx2tf"
+    first, second = route["attempts"]
+    assert first["route"] == "onnx2tf" and first["ok"] is False
+    assert first["onnx_op"].endswith("/Add")
+    assert "Dimensions must be equal" in first["error"]
+    assert second == {"route": "onnxsim+onnx2tf", "ok": True, "sqnr_vs_onnx_db": second["sqnr_vs_onnx_db"]}
+    assert second["sqnr_vs_onnx_db"] >= tf_convert.ROUTE_MIN_SQNR_DB
+
+
+def test_fallback_route_float32_matches_pytorch(fallback_report: ExportReport) -> None:
+    float32 = fallback_report.variant("float32")
+    assert float32.fidelity.sqnr_db >= 40
+    assert Path(float32.output).is_file()
+
+
+def test_when_every_route_fails_the_error_names_the_op_and_what_to_do(
+    same_pad_spec: ModelSpec, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    only_direct = tf_convert.ROUTES[:1]
+    monkeypatch.setattr(pipeline, "convert_to_tf", functools.partial(tf_convert.convert_to_tf, routes=only_direct))
+    out = tmp_path / "out"
+
+    with pytest.raises(ConversionError) as err:
+        run_export(ExportConfig(model=same_pad_spec, variants=("none",), output_dir=str(out)))
+
+    message = str(err.value)
+    assert "onnx2tf could not convert same_pad.onnx at ONNX op /blocks/blocks.1/Add by any route" in message
+    assert "onnx2tf: ValueError" in message
+    assert "What to try: replace that op in the model" in message
+    assert "open an issue with the ONNX file" in message
+    assert_flags_exist(message)
+    assert not out.exists() or list(out.iterdir()) == []
