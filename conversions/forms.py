@@ -14,7 +14,7 @@ from conversions.engine.config import (
     DEFAULT_CALIBRATION,
     parse_input_shape,
 )
-from conversions.engine.errors import QuantwebError
+from conversions.engine.errors import QuantwebError, render
 from conversions.engine.variants import calibrated
 from conversions.models import (
     VARIANT_CHOICES,
@@ -277,7 +277,7 @@ class CheckpointForm(forms.Form):
         try:
             return list(parse_input_shape(self.cleaned_data["input_shape"]))
         except ValueError as err:
-            raise forms.ValidationError(str(err).replace("--input-shape ", "")) from None
+            raise forms.ValidationError(render(str(err), {"input_shape": "The input shape"})) from None
 
     def clean(self):
         data = super().clean()

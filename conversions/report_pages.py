@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
+from conversions.engine.errors import render
 from conversions.engine.report.charts import LAYOUT, report_charts, variant_series
 from conversions.engine.report.int8_results import GuardResult, LayerError
 from conversions.engine.report.records import to_json
@@ -19,6 +20,7 @@ from conversions.engine.report.results import (
     Prediction,
     VariantReport,
 )
+from conversions.wording import PORTAL_FIELD_NAMES
 
 LAYER_COLUMNS = (
     ("depth", "#", "num"),
@@ -208,7 +210,7 @@ def guard_summary(g: GuardResult) -> dict[str, list[tuple[str, Any]]]:
         rest = ", ".join(f"{k} {v} s" for k, v in g.seconds.items() if k != "total")
         items.append(("time", f"{total} s" + (f" ({rest})" if rest else "") if total is not None else rest))
     if g.message:
-        items.append(("summary", g.message))
+        items.append(("summary", render(g.message, PORTAL_FIELD_NAMES)))
     more = [(_label(k), getattr(g, k)) for k in ("reference", "evaluation_samples", "metric_samples", "ranking_samples",
                                                   "ranking_source", "ranking_evaluations", "ranking_baseline_sqnr_db")
             if getattr(g, k) not in (None, "", 0)]  # fmt: skip

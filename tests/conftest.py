@@ -1,5 +1,12 @@
 """Shared pytest fixtures; each area keeps its own in a module of ``support/`` imported here."""
 
-from support.benchmark_fixtures import benchmark_run  # noqa: F401  (a five-variant run of a small model)
-from support.data_fixtures import rd_flat, rd_imagefolder  # noqa: F401  (representative-data image trees)
-from support.portal_fixtures import portal_report  # noqa: F401  (a benchmark report for the run and compare pages)
+from support.benchmark_fixtures import (
+    benchmark_run,  # noqa: F401  (a five-variant run of a small model)
+)
+from support.data_fixtures import (  # noqa: F401  (representative-data image trees)
+    rd_flat,
+    rd_imagefolder,
+)
+from support.portal_fixtures import (
+    portal_report,  # noqa: F401  (a benchmark report for the run and compare pages)
+)

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from conversions.engine.errors import ConfigError
 from conversions.engine.variants import NAMES as VARIANT_NAMES
 from conversions.engine.variants import VARIANTS, parse_variants
 
@@ -33,9 +34,9 @@ def parse_input_shape(text: str | None, input_size: int = 224) -> tuple[int, ...
     try:
         shape = tuple(int(p) for p in str(text).replace("x", ",").split(",") if p.strip())
     except ValueError:
-        raise ValueError(f"--input-shape {text!r} is not a comma-separated list of integers, e.g. 1,3,224,224") from None
+        raise ConfigError(f"{{input_shape}} {text!r} is not a comma-separated list of integers, e.g. 1,3,224,224") from None
     if len(shape) != 4 or any(d <= 0 for d in shape):
-        raise ValueError(f"--input-shape {text!r} must be four positive integers N,C,H,W, e.g. 1,3,224,224")
+        raise ConfigError(f"{{input_shape}} {text!r} must be four positive integers N,C,H,W, e.g. 1,3,224,224")
     return shape
 
 
@@ -111,19 +112,19 @@ class ExportConfig:
 
     def __post_init__(self) -> None:
         if self.calibration_method not in CALIBRATION_METHODS:
-            raise ValueError(f"--calibration {self.calibration_method!r} is not one of {', '.join(CALIBRATION_METHODS)}")
+            raise ConfigError(f"{{calibration_method}} {self.calibration_method!r} is not one of {', '.join(CALIBRATION_METHODS)}")
         if self.max_drop is not None and self.max_drop < 0:
-            raise ValueError(f"--max-drop {self.max_drop} must be 0 or more points")
+            raise ConfigError(f"{{max_drop}} {self.max_drop} must be 0 or more points")
         if not 0.0 <= self.max_fallback <= 1.0:
-            raise ValueError(f"--max-fallback {self.max_fallback} must be a fraction between 0 and 1, e.g. 0.2")
+            raise ConfigError(f"{{max_fallback}} {self.max_fallback} must be a fraction between 0 and 1, e.g. 0.2")
         if any(v not in VARIANT_NAMES for v in self.variants):  # aliases (``none`` is float32) become names
             object.__setattr__(self, "variants", parse_variants(self.variants))
         if self.io_type not in IO_TYPES:
-            raise ValueError(f"--io {self.io_type!r} is not one of {', '.join(IO_TYPES)}")
+            raise ConfigError(f"{{io_type}} {self.io_type!r} is not one of {', '.join(IO_TYPES)}")
         if self.task not in TASKS:
-            raise ValueError(f"--task {self.task!r} is not one of {', '.join(TASKS)}")
+            raise ConfigError(f"{{task}} {self.task!r} is not one of {', '.join(TASKS)}")
         if self.detect_head not in DETECT_HEADS:
-            raise ValueError(f"--detect-head {self.detect_head!r} is not one of {', '.join(DETECT_HEADS)}")
+            raise ConfigError(f"{{detect_head}} {self.detect_head!r} is not one of {', '.join(DETECT_HEADS)}")
 
     @property
     def needs_calibration(self) -> bool:

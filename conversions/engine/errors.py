@@ -61,8 +61,9 @@ class QuantwebError(Exception):
     def __init__(self, message: str, field: str | None = None) -> None:
         super().__init__(message)
         self.template = message
-        self.field = field
-        """The input at fault (a key of ``FIELD_NAMES``), or None when no single input is."""
+        first = _PLACEHOLDER.search(message)
+        self.field = field or (first.group(1) if first and first.group(1) in FIELD_NAMES else None)
+        """The input at fault (a key of ``FIELD_NAMES``): the first one the message names, unless given."""
 
     def render(self, names: Mapping[str, str] | None = None) -> str:
         return render(self.template, names)

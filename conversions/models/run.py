@@ -29,6 +29,7 @@ from redis.exceptions import RedisError
 
 from conversions import queue
 from conversions.engine.config import ExportConfig
+from conversions.engine.errors import render
 from conversions.engine.report.results import ExportReport
 from conversions.engine.variants import BY_NAME, calibrated
 from conversions.media import media_relative
@@ -36,6 +37,7 @@ from conversions.models.artifact import Artifact
 from conversions.models.checkpoint import Checkpoint
 from conversions.models.dataset import Dataset
 from conversions.run_settings import RunSettings
+from conversions.wording import PORTAL_FIELD_NAMES
 
 if TYPE_CHECKING:
     from conversions.engine.progress import Progress
@@ -310,7 +312,7 @@ class ConversionRun(models.Model):
             report=data,
             stage="done",
             progress=1.0,
-            error=" ".join(missed),
+            error=render(" ".join(missed), PORTAL_FIELD_NAMES),
             **self._end_fields(),
         )
         if primary:

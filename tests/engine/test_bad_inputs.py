@@ -13,6 +13,7 @@ from conversions.engine.config import ModelSpec, parse_input_shape, parse_varian
 from conversions.engine.errors import CheckpointError, OutputExistsError, QuantwebError
 from conversions.engine.model.loading import load_model
 from conversions.engine.pipeline import run_export
+from conversions.management.cli_terms import cli_message
 from engine.conftest import MODELS_FILE, SMALL_MODEL, SMALL_SHAPE, assert_flags_exist
 
 
@@ -27,8 +28,8 @@ def _load_error(tmp_path: Path, content, model: str | None = SMALL_MODEL) -> str
     torch.save(content, tmp_path / "weights.pth")
     with pytest.raises(CheckpointError) as err:
         load_model(ModelSpec(checkpoint=str(tmp_path / "weights.pth"), model=model, input_shape=SMALL_SHAPE))
-    assert_flags_exist(str(err.value))
-    return str(err.value)
+    assert_flags_exist(cli_message(err.value))
+    return cli_message(err.value)
 
 
 def test_missing_keys_are_named(tmp_path: Path, state_dict) -> None:
@@ -73,7 +74,7 @@ def test_wrong_input_shape_suggests_input_shape(tmp_path: Path) -> None:
     torch.save(linear_only().state_dict(), ckpt)
     with pytest.raises(CheckpointError) as err:
         load_model(ModelSpec(checkpoint=str(ckpt), model=f"{MODELS_FILE}:linear_only", input_shape=(1, 3, 224, 224)))
-    message = str(err.value)
+    message = cli_message(err.value)
     assert_flags_exist(message)
     assert str(ckpt) in message
     assert "(1, 3, 224, 224)" in message
@@ -83,9 +84,9 @@ def test_wrong_input_shape_suggests_input_shape(tmp_path: Path) -> None:
 def test_missing_checkpoint_is_named(tmp_path: Path) -> None:
     with pytest.raises(CheckpointError) as err:
         load_model(ModelSpec(checkpoint=str(tmp_path / "nope.pth"), model=SMALL_MODEL))
-    assert f"checkpoint {tmp_path / 'nope.pth'} does not exist" in str(err.value)
-    assert "--checkpoint" in str(err.value)
-    assert_flags_exist(str(err.value))
+    assert f"checkpoint {tmp_path / 'nope.pth'} does not exist" in cli_message(err.value)
+    assert "--checkpoint" in cli_message(err.value)
+    assert_flags_exist(cli_message(err.value))
 
 
 @pytest.mark.parametrize("damage", ["truncated", "random-bytes", "text", "empty"])
@@ -104,7 +105,7 @@ def test_corrupt_checkpoint_is_reported_as_unreadable(tmp_path: Path, state_dict
     with pytest.raises(CheckpointError) as err:
         load_model(ModelSpec(checkpoint=str(ckpt), model=SMALL_MODEL, trust_checkpoint=trust))
 
-    message = str(err.value)
+    message = cli_message(err.value)
     assert_flags_exist(message)
     assert f"{ckpt} is not a readable PyTorch checkpoint" in message
     assert "written by torch.save" in message
@@ -122,10 +123,21 @@ def test_int8_without_dataset_dir_asks_for_one(tmp_path: Path, trained_model) ->
     config = trained_model.config(dataset=False, variants=("int8",), output_dir=str(tmp_path))
     with pytest.raises(QuantwebError) as err:
         run_export(config)
-    assert "--dataset-dir" in str(err.value)
-    assert "--quantize dynamic" in str(err.value)
-    assert_flags_exist(str(err.value))
+    assert "--dataset-dir" in cli_message(err.value)
+    assert "--quantize dynamic" in cli_message(err.value)
+    assert_flags_exist(cli_message(err.value))
     assert list(tmp_path.iterdir()) == []
+
+
+def test_an_error_names_its_input_as_a_field_and_each_front_end_words_it(tmp_path: Path, trained_model) -> None:
+    from conversions.wording import PORTAL_FIELD_NAMES
+
+    config = trained_model.config(dataset=False, variants=("int8",), output_dir=str(tmp_path))
+    with pytest.raises(QuantwebError) as err:
+        run_export(config)
+    assert err.value.field == "dataset_dir"
+    assert "--" not in str(err.value) and "pass the dataset with images" in str(err.value)
+    assert "pass the Dataset with images" in err.value.render(PORTAL_FIELD_NAMES)
 
 
 def test_existing_output_without_force_is_refused_and_untouched(tmp_path: Path, trained_model) -> None:
@@ -134,9 +146,9 @@ def test_existing_output_without_force_is_refused_and_untouched(tmp_path: Path, 
     config = trained_model.config(variants=("dynamic",), output=str(existing))
     with pytest.raises(OutputExistsError) as err:
         run_export(config)
-    assert str(existing) in str(err.value)
-    assert "--force" in str(err.value)
-    assert_flags_exist(str(err.value))
+    assert str(existing) in cli_message(err.value)
+    assert "--force" in cli_message(err.value)
+    assert_flags_exist(cli_message(err.value))
     assert existing.read_bytes() == b"keep me"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mine.tflite"]
 
@@ -144,7 +156,7 @@ def test_existing_output_without_force_is_refused_and_untouched(tmp_path: Path, 
 def test_unknown_variant_lists_the_valid_ones() -> None:
     with pytest.raises(ValueError) as err:
         parse_variants("int8,int9")
-    assert str(err.value) == "unknown quantization 'int9'; choose from float32 (or none), float16, dynamic, int8, int16x8"
+    assert cli_message(err.value) == "unknown quantization 'int9'; choose from float32 (or none), float16, dynamic, int8, int16x8"
 
 
 @pytest.mark.parametrize(
@@ -158,6 +170,6 @@ def test_unknown_variant_lists_the_valid_ones() -> None:
 def test_bad_input_shape_says_what_is_expected(text: str, expected: str) -> None:
     with pytest.raises(ValueError) as err:
         parse_input_shape(text)
-    assert f"--input-shape {text!r}" in str(err.value)
-    assert expected in str(err.value)
-    assert_flags_exist(str(err.value))
+    assert f"--input-shape {text!r}" in cli_message(err.value)
+    assert expected in cli_message(err.value)
+    assert_flags_exist(cli_message(err.value))

@@ -47,8 +47,8 @@ def convert_variant(
         elif variant in ("int8", "int16x8"):
             if representative_data_gen is None:
                 raise ConversionError(
-                    f"the {variant} variant needs calibration data; pass --dataset-dir with images like the ones "
-                    "the model will see (or choose --quantize dynamic, which needs none)."
+                    f"the {variant} variant needs calibration data; pass {{dataset_dir}} with images like the ones "
+                    "the model will see (or choose {variants} dynamic, which needs none)."
                 )
             conv.representative_dataset = _counting(representative_data_gen, progress, expected_samples)
         return conv
@@ -62,7 +62,7 @@ def convert_variant(
             tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8
         ]
         if io_type != "float32":
-            notes.append(f"int16x8 keeps float32 input/output; --io {io_type} applies to int8 only")
+            notes.append(f"int16x8 keeps float32 input/output; the int8 input/output type {io_type} applies to int8 only")
     try:
         return conv.convert(), notes
     except Exception as err:
@@ -104,7 +104,7 @@ def _counting(gen: RepresentativeDataGen, progress: Progress, expected: int | No
                 progress.update(min(count / expected, 1.0), f"{count}/{expected} calibration samples")
             yield [np.asarray(a, dtype=np.float32) for a in sample]
         if count == 0:
-            raise ConversionError("the calibration data stream yielded no samples; check --dataset-dir.")
+            raise ConversionError("the calibration data stream yielded no samples; check {dataset_dir}.")
 
     return wrapped
 

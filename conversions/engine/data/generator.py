@@ -46,7 +46,7 @@ from conversions.engine.data.structure import (
     DatasetStructure,
     ImageItem,
 )
-from conversions.engine.errors import DatasetError
+from conversions.engine.errors import ConfigError, DatasetError
 from conversions.engine.report.atomic import write_bytes_atomic
 
 __all__ = [
@@ -123,7 +123,10 @@ class RepresentativeDataGenerator:
         else:
             preset = preprocess if isinstance(preprocess, str) and preprocess != "auto" else None
             preset = preset or ("yolo" if self.structure.layout == "yolo" else "imagenet")
-            self.preprocess_spec = build_spec(preset, size, channels, dtype, preprocess_overrides)
+            try:
+                self.preprocess_spec = build_spec(preset, size, channels, dtype, preprocess_overrides)
+            except ValueError as err:  # preprocess.py stands alone (copied into modules), so it raises plain ValueError
+                raise ConfigError(str(err)) from None
         self._sample(split is not None)
 
     # ------------------------------------------------------------------------------- construction
@@ -150,7 +153,7 @@ class RepresentativeDataGenerator:
         if self.num_samples and not self.calibration_items:
             raise DatasetError(
                 f"no usable images in {self.structure.root}: all {len(self.skipped)} files tried could not be read "
-                f"({self._skip_summary()}); add readable .jpg/.png images or point --data-dir elsewhere."
+                f"({self._skip_summary()}); add readable .jpg/.png images or point {{dataset_dir}} elsewhere."
             )
         self._write_notes(available)
 
@@ -241,7 +244,7 @@ class RepresentativeDataGenerator:
         if items and not produced:
             raise DatasetError(
                 f"none of the {len(items)} sampled images in {self.structure.root} could be decoded "
-                f"({self._skip_summary()}); replace the broken files or point --data-dir elsewhere."
+                f"({self._skip_summary()}); replace the broken files or point {{dataset_dir}} elsewhere."
             )
 
     def __iter__(self) -> Iterator[np.ndarray]:
@@ -356,7 +359,7 @@ class RepresentativeDataGenerator:
             files.append(item.path)
             count += 1
         if samples is None:
-            raise DatasetError("there are no calibration samples to save; ask for --num-samples of at least 1.")
+            raise DatasetError("there are no calibration samples to save; ask for {num_calib_samples} of at least 1.")
         samples = samples[:count]
         buffer = io.BytesIO()
         np.savez(buffer, samples=samples, files=np.array(self._relative([ImageItem(f) for f in files])),
@@ -369,7 +372,7 @@ class RepresentativeDataGenerator:
         if self.custom_preprocess is not None:
             raise ValueError(
                 "a custom preprocess callable cannot be copied into a standalone module; use a preset with "
-                "--mean/--std/--scale/--resize/--crop instead, or ship your function with the file list"
+                "{mean}/{std}/{scale}/{resize}/{crop} instead, or ship your function with the file list"
             )
         path = Path(path)
         text = module_source(

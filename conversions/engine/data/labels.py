@@ -25,7 +25,7 @@ def class_to_output(classes: list[str], labels: list[str] | None, num_outputs: i
         if len(ordered) > num_outputs:
             raise DatasetError(
                 f"the dataset has {len(ordered)} class folders but the model has {num_outputs} outputs; pass "
-                "--labels with the model's class names (one per line, in output order)."
+                "{labels_file} with the model's class names (one per line, in output order)."
             )
         return [ordered.index(c) for c in classes]
     if len(labels) != num_outputs:

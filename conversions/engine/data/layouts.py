@@ -65,11 +65,11 @@ def _imagefolder(
 def detect_dataset(data_dir: str | os.PathLike[str], dataset_type: str = "auto", split: str | None = None) -> DatasetStructure:
     """Finds the layout of ``data_dir`` (a folder, a ``data.yaml`` or an image list) and lists its images."""
     if dataset_type not in DATASET_TYPES:
-        raise DatasetError(f"unknown --dataset-type {dataset_type!r}; choose from {', '.join(DATASET_TYPES)}.")
+        raise DatasetError(f"unknown {{dataset_type}} {dataset_type!r}; choose from {', '.join(DATASET_TYPES)}.")
     root = Path(data_dir).expanduser()
     lister = Lister()
     if not root.exists():
-        raise DatasetError(f"--data-dir {root} does not exist; pass a folder of images, a data.yaml or an image list.")
+        raise DatasetError(f"{{dataset_dir}} {root} does not exist; pass a folder of images, a data.yaml or an image list.")
     if root.is_file():
         return _detect_file(lister, root, dataset_type, split)
     root = root.resolve()
@@ -92,7 +92,7 @@ def _detect_file(lister: Lister, path: Path, dataset_type: str, split: str | Non
     if path.suffix.lower() in (".yaml", ".yml"):
         return _check(from_yaml(lister, path, split), path.parent)
     if dataset_type not in ("auto", "images"):
-        raise DatasetError(f"{path} is a file; --dataset-type {dataset_type} needs a folder (or a data.yaml for detection).")
+        raise DatasetError(f"{path} is a file; {{dataset_type}} {dataset_type} needs a folder (or a data.yaml for detection).")
     if path.suffix.lower() in IMAGE_EXTENSIONS:
         items = [ImageItem(str(path))]
         reason = "a single image file"
@@ -115,10 +115,10 @@ def _detect_classification(
             return _imagefolder(lister, root, splits, reason, split)
         if with_classes and (loose or others):
             raise fail(root, f"{root} mixes split folders with class folders ({', '.join(sorted(with_classes))}) and "
-                              f"other images ({', '.join(sorted(loose | set(others)))}); ambiguous. Point --data-dir at one "
-                              "dataset, or use --dataset-type images to take every image without labels.")
+                              f"other images ({', '.join(sorted(loose | set(others)))}); ambiguous. Point {{dataset_dir}} at one "
+                              "dataset, or use {dataset_type} images to take every image without labels.")
         if dataset_type == "classification":
-            raise fail(root, f"{root} has split folders but no class folders inside them; --dataset-type classification "
+            raise fail(root, f"{root} has split folders but no class folders inside them; {{dataset_type}} classification "
                               "needs <split>/<class>/<image>.")
         return None
     if len(others) >= 2 and not scan.images:
@@ -127,11 +127,11 @@ def _detect_classification(
     if dataset_type == "classification":
         if len(others) == 1 and not scan.images:
             return _imagefolder(lister, root, None, "ImageFolder with a single class folder", split)
-        raise fail(root, f"{root} has no class folders; --dataset-type classification needs <root>/<class>/<image> "
+        raise fail(root, f"{root} has no class folders; {{dataset_type}} classification needs <root>/<class>/<image> "
                           "or <root>/<split>/<class>/<image>.")
     if others and scan.images:
         raise fail(root, f"{root} holds both images and folders of images ({', '.join(sorted(others))}); ambiguous. "
-                          "Use --dataset-type images to take every image without labels, or move the loose images into "
+                          "Use {dataset_type} images to take every image without labels, or move the loose images into "
                           "class folders.")
     return None
 
@@ -148,7 +148,7 @@ def _detect_images(lister: Lister, root: Path, scan: Scan, dataset_type: str, sp
         if recursive and dataset_type != "images":
             reason = f"one sub-folder with images ({with_images[0]}) only, so no classes: every image below it, unlabelled"
         elif recursive:
-            reason = "every image below the folder, unlabelled (--dataset-type images)"
+            reason = "every image below the folder, unlabelled (dataset type: images)"
         else:
             reason = "a flat folder of images"
     return make_structure("images", root, items, [], reason, lister, split)
@@ -157,5 +157,5 @@ def _detect_images(lister: Lister, root: Path, scan: Scan, dataset_type: str, sp
 def _check(structure: DatasetStructure, root: Path) -> DatasetStructure:
     if structure.num_images == 0:
         unread = f" (could not list: {'; '.join(structure.unreadable_dirs)})" if structure.unreadable_dirs else ""
-        raise fail(root, f"no images found in {root}{unread}; point --data-dir at a folder of .jpg/.png images.")
+        raise fail(root, f"no images found in {root}{unread}; point {{dataset_dir}} at a folder of .jpg/.png images.")
     return structure

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from conversions.engine.data.preprocess import INTERPOLATIONS
+from conversions.engine.errors import ConfigError
 
 
 def _floats(name: str, text: str | float | list | tuple) -> tuple[float, ...]:
@@ -69,22 +70,22 @@ def preprocess_overrides_from_args(
         try:
             out["scale"] = _number(str(scale))
         except ValueError:
-            raise ValueError(f"--scale {scale!r} is not a number; e.g. 1/255 or 1") from None
+            raise ConfigError(f"{{scale}} {scale!r} is not a number; e.g. 1/255 or 1") from None
         if out["scale"] <= 0:
-            raise ValueError(f"--scale {scale!r} must be positive")
+            raise ConfigError(f"{{scale}} {scale!r} must be positive")
     if resize is not None:
         out["resize"] = _size("resize", resize)
     if crop is not None:
         if isinstance(crop, float) or (isinstance(crop, str) and "." in crop):
             fraction = float(crop)
             if not 0 < fraction <= 1:
-                raise ValueError(f"--crop {crop!r}: a fraction must be in (0, 1], e.g. 0.875")
+                raise ConfigError(f"{{crop}} {crop!r}: a fraction must be in (0, 1], e.g. 0.875")
             out["crop"] = fraction
         else:
             out["crop"] = _size("crop", crop)
     if interpolation is not None:
         name = interpolation.lower()
         if name not in INTERPOLATIONS:
-            raise ValueError(f"--interpolation {interpolation!r} is not one of {', '.join(INTERPOLATIONS)}")
+            raise ConfigError(f"{{interpolation}} {interpolation!r} is not one of {', '.join(INTERPOLATIONS)}")
         out["interpolation"] = name
     return out

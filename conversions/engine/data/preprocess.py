@@ -2,7 +2,8 @@
 
 This module imports only the standard library, numpy and Pillow, on purpose: ``standalone.py`` copies its
 source verbatim into the module that ``representative_data --create-module`` writes, so that module
-produces bit-identical samples without quantweb installed. It stays one module (over 400 lines) for that
+produces bit-identical samples without quantweb installed, and why its errors are plain ``ValueError``s
+(the ``{field}`` placeholders in them are worded by whoever shows them). It stays one module (over 400 lines) for that
 reason: the module it writes is this file.
 
 Reading (``open_image``) applies the EXIF orientation, refuses decompression bombs, decodes JPEGs at a
@@ -182,16 +183,16 @@ def build_spec(
     std = _per_channel("std", over.get("std", base["std"]), channels)
     scale = float(over.get("scale", base["scale"]))
     if any(s == 0 for s in std):
-        raise ValueError("--std contains 0; every channel's std must be non-zero")
+        raise ValueError("{std} contains 0; every channel's std must be non-zero")
     if scale <= 1 / 255 + 1e-12 and any(abs(m) > 1.5 for m in mean):
         raise ValueError(
-            f"--mean {_fmt(mean)} looks like 0-255 pixel values but the scale is 1/255; "
-            "pass --scale 1 to normalise raw pixel values, or give mean and std in 0-1 units"
+            f"{{mean}} {_fmt(mean)} looks like 0-255 pixel values but the scale is 1/255; "
+            "pass {scale} 1 to normalise raw pixel values, or give mean and std in 0-1 units"
         )
     if out_dtype == "uint8" and (scale != 1.0 or any(m != 0 for m in mean) or any(s != 1 for s in std)):
         raise ValueError(
             f"uint8 output holds raw 0-255 pixels, but preset {preset!r} normalises them; "
-            "use --preprocess raw for uint8 samples, or float32 output"
+            "use {preprocess} raw for uint8 samples, or float32 output"
         )
     return PreprocessSpec(
         preset=preset,

@@ -42,11 +42,11 @@ def prepare_data(config: ExportConfig, loaded: LoadedModel, progress: Progress) 
     if not spec.dataset_dir:
         if config.needs_calibration:
             raise QuantwebError(
-                "int8 and int16x8 need calibration images: pass --dataset-dir with images like those the model "
-                "will see in deployment (an ImageFolder tree or a flat folder), or use --quantize dynamic."
+                "int8 and int16x8 need calibration images: pass {dataset_dir} with images like those the model "
+                "will see in deployment (an ImageFolder tree or a flat folder), or use {variants} dynamic."
             )
         inputs = _synthetic_inputs(loaded.input_shape, 16)
-        note = "no --dataset-dir: fidelity measured on 16 synthetic inputs, not real images"
+        note = "no dataset: fidelity measured on 16 synthetic inputs, not real images"
         return PreparedData(
             None,
             EvaluationSet(inputs, [None] * len(inputs), [], "synthetic"),
@@ -83,7 +83,7 @@ def prepare_data(config: ExportConfig, loaded: LoadedModel, progress: Progress) 
     if not inputs:
         raise QuantwebError(
             f"{spec.dataset_dir}: no held-out images are left for verification after calibration; add images or "
-            "lower --num-calib-samples."
+            "lower {num_calib_samples}."
         )
     evaluation = EvaluationSet(np.stack(inputs).astype(np.float32), labels, files, "dataset")
     _attach_targets(evaluation, generator.structure.classes, spec.labels_file, loaded)

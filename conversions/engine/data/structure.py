@@ -202,7 +202,7 @@ def choose_split(splits: dict[str, int], requested: str | None, root: Path) -> t
     if requested is not None:
         if requested not in splits:
             avail = ", ".join(f"{k!r}" for k in splits) or "none: this layout has no split folders"
-            raise DatasetError(f"--split {requested!r} does not exist in {root} (splits found: {avail}); pick one of them.")
+            raise DatasetError(f"{{split}} {requested!r} does not exist in {root} (splits found: {avail}); pick one of them.")
         return requested, f"split {requested!r} as requested"
     usable = [s for s, n in splits.items() if n > 0]
     if not usable:

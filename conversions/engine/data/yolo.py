@@ -77,7 +77,7 @@ def from_yaml(lister: Lister, yaml_path: Path, split: str | None) -> DatasetStru
     try:
         data = yaml.safe_load(yaml_path.read_text(encoding="utf-8")) or {}
     except (OSError, yaml.YAMLError) as err:
-        raise DatasetError(f"cannot read {yaml_path}: {err}; fix the YAML or point --data-dir at the image folder.") from None
+        raise DatasetError(f"cannot read {yaml_path}: {err}; fix the YAML or point {{dataset_dir}} at the image folder.") from None
     if not isinstance(data, dict) or not any(k in data for k in ("train", "val", "test")):
         raise DatasetError(f"{yaml_path} has no train:/val:/test: entries; it does not describe a YOLO dataset.")
     base = yaml_path.parent

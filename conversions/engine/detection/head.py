@@ -233,7 +233,7 @@ def range_warnings(outputs: dict[str, np.ndarray], ratio: float = RANGE_RATIO_WA
                 f"output {name!r} {list(out.shape)}: its channels span very different ranges (channel {widest}: "
                 f"{low[widest]:.3g}..{high[widest]:.3g}, channel {narrowest}: {low[narrowest]:.3g}..{high[narrowest]:.3g}, "
                 f"{found:.0f}x apart). int8 gives the whole tensor one scale, so the narrow channels keep only a few "
-                "levels. For a YOLO-style detector pass --task detect (coordinates are normalised before the concat); "
+                "levels. For a YOLO-style detector set the task to detect (coordinates are normalised before the concat); "
                 "otherwise return such channels as separate outputs, or check the int8 result closely."
             )
     return warnings, report
@@ -250,9 +250,9 @@ def validate_head_shape(shape: tuple[int, ...], source: str) -> int:
     axis = channel_axis_of(shape)
     if len(shape) != 3 or axis is None or shape[axis] < COORDINATE_CHANNELS + 1:
         raise ConversionError(
-            f"{source}: --task detect expects the model to return YOLO-style predictions [batch, 4 + classes, "
+            f"{source}: {{task}} detect expects the model to return YOLO-style predictions [batch, 4 + classes, "
             f"anchors] (boxes as cx, cy, w, h in input pixels, then class probabilities), but its first output "
-            f"has shape {list(shape)}. Pass --task classify, or wrap the model so it returns that tensor."
+            f"has shape {list(shape)}. Pass {{task}} classify, or wrap the model so it returns that tensor."
         )
     return axis
 

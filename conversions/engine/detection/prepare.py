@@ -96,7 +96,7 @@ def prepare_head(
     plan.exported_shapes = [plan.output_shape]
     if mode == "none":
         plan.warnings = warnings
-        plan.changes = ["head left as exported (--detect-head none): boxes and scores share one int8 scale"]
+        plan.changes = ["head left as exported (detection head mode: none): boxes and scores share one int8 scale"]
         return plan
 
     concat, why = find_output_concat(onnx_path, samples)
@@ -165,7 +165,7 @@ def _check_rewrite(plan: HeadPlan, target: Path, samples: np.ndarray, reference:
         ):
             raise ConversionError(
                 f"the {plan.mode} rewrite of the detection head does not compute the planned outputs (output {k}: "
-                f"shape {list(found.shape)} vs {list(expected.shape)}); rerun with --detect-head none and report the model."
+                f"shape {list(found.shape)} vs {list(expected.shape)}); rerun with {{detect_head}} none and report the model."
             )
 
 

@@ -225,8 +225,8 @@ class Guard:
         )
         warnings = [] if budget_met else [f"int8: {message}"]
         if outcome == "int16x8" and cfg.io_type != "float32":
-            warnings.append(f"int8: the guard shipped int16x8, which keeps float32 input/output (--io {cfg.io_type} "
-                            "applies to int8 only)")
+            warnings.append(f"int8: the guard shipped int16x8, which keeps float32 input/output (the int8 "
+                            f"input/output type {cfg.io_type} applies to int8 only)")
         return GuardRun(final, result, warnings)
 
     def _step(self, steps: list[GuardStep], action: str, kept: list[str], candidate: bytes, started: float) -> GuardMeasure:
@@ -327,9 +327,9 @@ class Guard:
         if met:
             return (f"{head}; keeping {len(kept)} of {total} ops in float ({names}) meets it: drop "
                     f"{after.drop}, SQNR {before.sqnr_db} -> {after.sqnr_db} dB")
-        return (f"{head} and no fallback within --max-fallback {cfg.max_fallback:g} ({int(cfg.max_fallback * total)} "
+        return (f"{head} and no fallback within {{max_fallback}} {cfg.max_fallback:g} ({int(cfg.max_fallback * total)} "
                 f"of {total} ops) or int16x8 meets it; best attempt: drop {after.drop} with {len(kept)} ops in "
-                f"float ({names}). Raise --max-fallback or --max-drop, or improve the calibration data.")
+                f"float ({names}). Raise {{max_fallback}} or {{max_drop}}, or improve the calibration data.")
 
 
 def _since(start: float) -> float:

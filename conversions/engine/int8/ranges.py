@@ -32,7 +32,7 @@ import numpy as np
 from conversions.engine.config import CALIBRATION_METHODS as METHODS
 from conversions.engine.config import DEFAULT_CALIBRATION as DEFAULT_METHOD
 from conversions.engine.convert.tflite_variant import RepresentativeDataGen
-from conversions.engine.errors import ConversionError
+from conversions.engine.errors import ConfigError, ConversionError
 from conversions.engine.progress import NullProgress, Progress
 from conversions.engine.report.int8_results import CalibrationSummary, NarrowedRange
 
@@ -96,7 +96,7 @@ def calibrate(
 ) -> CalibrationResult:
     """Calibrates once and returns ranges for ``method`` (histograms are collected unless it is ``minmax``)."""
     if method not in METHODS:
-        raise ValueError(f"--calibration {method!r} is not one of {', '.join(METHODS)}")
+        raise ConfigError(f"{{calibration_method}} {method!r} is not one of {', '.join(METHODS)}")
     import tensorflow as tf
 
     progress = progress or NullProgress()
@@ -121,7 +121,7 @@ def calibrate(
     except Exception as err:
         raise ConversionError(f"calibration failed: {str(err).strip().splitlines()[0][:300]}") from None
     if count[0] == 0:
-        raise ConversionError("the calibration data stream yielded no samples; check --dataset-dir.")
+        raise ConversionError("the calibration data stream yielded no samples; check {dataset_dir}.")
     minmax, names, graph_inputs = read_ranges(calibrated)
     result = CalibrationResult(calibrated, method, calibrated, minmax, dict(minmax), names, count[0], 0.0)
     if method != "minmax":

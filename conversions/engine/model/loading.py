@@ -50,8 +50,8 @@ def load_model(spec: ModelSpec) -> LoadedModel:
     if spec.checkpoint is None:
         if builtin is None:
             raise CheckpointError(
-                "no checkpoint given; pass --checkpoint path/to/weights.pth (with --model for a state dict), "
-                f"or --model with a built-in name ({', '.join(BUILTIN_MODELS)})."
+                "no checkpoint given; pass {checkpoint} path/to/weights.pth (with {model} for a state dict), "
+                f"or {{model}} with a built-in name ({', '.join(BUILTIN_MODELS)})."
             )
         module = builtin.build(pretrained=True, **spec.model_kwargs)
         loaded = LoadedModel(module, "builtin", spec.input_shape, builtin.description, builtin.preprocess)
@@ -68,7 +68,7 @@ def load_model(spec: ModelSpec) -> LoadedModel:
 def _load_checkpoint(spec: ModelSpec) -> LoadedModel:
     path = Path(spec.checkpoint)
     if not path.is_file():
-        raise CheckpointError(f"checkpoint {path} does not exist or is not a file; check the --checkpoint path.")
+        raise CheckpointError(f"checkpoint {path} does not exist or is not a file; check the {{checkpoint}} path.")
     if path.suffix == ".pt2":
         return _load_exported_program(path, spec)
 
@@ -84,7 +84,7 @@ def _load_checkpoint(spec: ModelSpec) -> LoadedModel:
     if not spec.model:
         raise CheckpointError(
             f"{path} holds a state dict (weights only, {len(state)} tensors) and no architecture; pass "
-            "--model package.module:factory or --model path/to/file.py:factory that builds the network "
+            "{model} package.module:factory or {model} path/to/file.py:factory that builds the network "
             f"(or a built-in name: {', '.join(BUILTIN_MODELS)})."
         )
     module = build_architecture(spec.model, spec.model_kwargs)
@@ -107,8 +107,8 @@ def _torch_load(path: Path, trust: bool) -> Any:
             raise CheckpointError(
                 f"{path} contains pickled Python objects (for example a whole nn.Module), and unpickling them runs "
                 "code from the file, so it was loaded with weights_only=True and refused. If you trust where the "
-                "file came from, pass --trust-checkpoint; better, save only the weights with "
-                "torch.save(model.state_dict(), path) and pass --model to build the architecture. "
+                "file came from, pass {trust_checkpoint}; better, save only the weights with "
+                "torch.save(model.state_dict(), path) and pass {model} to build the architecture. "
                 f"(torch refused the global {refused.group(1)})"
             ) from None
     except Exception as err:  # a damaged file makes torch.load raise KeyError, EOFError, RuntimeError, ...
@@ -187,14 +187,14 @@ def resolve_factory(reference: str) -> Callable[..., nn.Module]:
     """``pkg.mod:factory`` or ``path/to/file.py:factory`` -> the callable."""
     if ":" not in reference:
         raise CheckpointError(
-            f"--model {reference!r} is neither a built-in name ({', '.join(BUILTIN_MODELS)}) nor "
+            f"{{model}} {reference!r} is neither a built-in name ({', '.join(BUILTIN_MODELS)}) nor "
             "package.module:factory / path/to/file.py:factory."
         )
     module_ref, _, attr = reference.rpartition(":")
     if module_ref.endswith(".py") or "/" in module_ref:
         file = Path(module_ref)
         if not file.is_file():
-            raise CheckpointError(f"--model {reference}: the file {file} does not exist.")
+            raise CheckpointError(f"{{model}} {reference}: the file {file} does not exist.")
         name = f"quantweb_user_model_{abs(hash(str(file.resolve())))}"
         spec = importlib.util.spec_from_file_location(name, file)
         module = importlib.util.module_from_spec(spec)
@@ -203,21 +203,21 @@ def resolve_factory(reference: str) -> Callable[..., nn.Module]:
             spec.loader.exec_module(module)
         except Exception as err:
             raise CheckpointError(
-                f"--model {reference}: importing {file} failed ({_reason(err)})."
+                f"{{model}} {reference}: importing {file} failed ({_reason(err)})."
             ) from None
     else:
         try:
             module = importlib.import_module(module_ref)
         except ImportError as err:
             raise CheckpointError(
-                f"--model {reference}: cannot import module {module_ref!r} ({err}); install the package that "
+                f"{{model}} {reference}: cannot import module {module_ref!r} ({err}); install the package that "
                 "provides it, add its folder to PYTHONPATH, or pass path/to/file.py:factory."
             ) from None
     factory = getattr(module, attr, None)
     if factory is None or not callable(factory):
         available = sorted(n for n, v in vars(module).items() if callable(v) and not n.startswith("_"))[:12]
         raise CheckpointError(
-            f"--model {reference}: module {module_ref!r} has no callable {attr!r}; callables there: "
+            f"{{model}} {reference}: module {module_ref!r} has no callable {attr!r}; callables there: "
             f"{', '.join(available) or 'none'}."
         )
     return factory
@@ -233,11 +233,11 @@ def build_architecture(reference: str, kwargs: dict[str, Any]) -> nn.Module:
     except TypeError as err:
         params = ", ".join(inspect.signature(factory).parameters) if callable(factory) else "?"
         raise CheckpointError(
-            f"--model {reference}: calling it with {kwargs or 'no arguments'} failed ({err}); it takes ({params}); "
-            "pass keyword arguments with --model-kwargs name=value."
+            f"{{model}} {reference}: calling it with {kwargs or 'no arguments'} failed ({err}); it takes ({params}); "
+            "pass keyword arguments with {model_kwargs} name=value."
         ) from None
     if not isinstance(module, nn.Module):
-        raise CheckpointError(f"--model {reference} returned a {type(module).__name__}, not a torch.nn.Module.")
+        raise CheckpointError(f"{{model}} {reference} returned a {type(module).__name__}, not a torch.nn.Module.")
     return module
 
 
@@ -260,8 +260,8 @@ def load_state_dict_checked(module: nn.Module, state: dict[str, torch.Tensor], p
         if mismatched:
             parts.append(f"shape mismatches {_few(mismatched)}")
         raise CheckpointError(
-            f"{path} does not fit the architecture {type(module).__name__}: {'; '.join(parts)}. Check that --model "
-            "builds the same network the checkpoint was trained with (and --model-kwargs, e.g. num_classes)."
+            f"{path} does not fit the architecture {type(module).__name__}: {'; '.join(parts)}. Check that {{model}} "
+            "builds the same network the checkpoint was trained with (and {model_kwargs}, e.g. num_classes)."
         )
     module.load_state_dict(state, strict=True)
 
@@ -279,5 +279,5 @@ def check_input_shape(module: nn.Module, shape: tuple[int, ...], source: str) ->
         first = str(err).strip().splitlines()[0][:300] if str(err).strip() else type(err).__name__
         raise CheckpointError(
             f"{source}: the model failed on an input of shape {tuple(shape)} ({first}); pass the shape it was "
-            "trained with, e.g. --input-shape 1,1,28,28 for a grayscale 28x28 model or --input-size 299."
+            "trained with, e.g. {input_shape} 1,1,28,28 for a grayscale 28x28 model or {input_shape} 299."
         ) from None

@@ -62,7 +62,7 @@ def load_ultralytics(spec: Any) -> Any | None:
     if not spec.trust_checkpoint:
         raise CheckpointError(
             f"{path} is an Ultralytics checkpoint, a pickle of the whole model, and unpickling runs code from the "
-            "file; pass --trust-checkpoint if you trust where it came from."
+            "file; pass {trust_checkpoint} if you trust where it came from."
         )
     from conversions.engine.model.loading import LoadedModel
 

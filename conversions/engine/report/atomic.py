@@ -14,7 +14,7 @@ def check_writable(path: Path, force: bool) -> None:
     """Fails early (before minutes of conversion) when ``path`` exists and ``force`` is off."""
     if path.exists() and not force:
         raise OutputExistsError(
-            f"{path} already exists; pass --force to replace it, or choose another --output."
+            f"{path} already exists; pass {{force}} to replace it, or choose another {{output}}."
         )
     path.parent.mkdir(parents=True, exist_ok=True)
 
@@ -56,7 +56,7 @@ def copy_tree_atomic(src: Path, dst: Path, force: bool = False) -> None:
     """Copies a directory (a SavedModel) beside ``dst`` then renames it into place."""
     dst = Path(dst)
     if dst.exists() and not force:
-        raise OutputExistsError(f"{dst} already exists; pass --force to replace it, or choose another --output.")
+        raise OutputExistsError(f"{dst} already exists; pass {{force}} to replace it, or choose another {{output}}.")
     dst.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{dst.name}.", suffix=".partial", dir=dst.parent))
     try:
@@ -86,5 +86,5 @@ def _publish(tmp: Path, path: Path, force: bool) -> None:
         except FileExistsError:
             raise OutputExistsError(
                 f"{path} appeared while this run was writing it; nothing was overwritten. "
-                "Pass --force to replace it, or choose another --output."
+                "Pass {force} to replace it, or choose another {output}."
             ) from None

@@ -162,8 +162,9 @@ class ExportReport:
     schema_version: int = SCHEMA_VERSION
 
     def budget_misses(self) -> list[str]:
-        """One message per variant whose accuracy guard could not meet ``--max-drop`` (its file is then
-        written as ``*_over_budget.tflite``); empty when every budget held or none was set."""
+        """One message per variant whose accuracy guard could not meet ``max_drop`` (its file is then
+        written as ``*_over_budget.tflite``); empty when every budget held or none was set. The messages name
+        inputs as ``{field}`` placeholders, for ``errors.render``."""
         return [
             f"{v.guard.message or 'the accuracy budget was missed'} Best attempt: {v.output}."
             for v in self.variants

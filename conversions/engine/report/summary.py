@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
+from conversions.engine.errors import render
 from conversions.engine.report.results import ExportReport, VariantReport
 
 
@@ -91,7 +92,7 @@ def format_summary(report: ExportReport) -> str:
             lines.append(f"{v.variant}: {len(v.float_ops)} op(s) compute in float: {', '.join(v.float_ops[:5])}")
     for v in report.variants:
         if v.guard and v.guard.message:
-            lines.append(f"{v.variant} accuracy guard: {v.guard.message}")
+            lines.append(f"{v.variant} accuracy guard: {render(v.guard.message)}")
     if report.warnings:
         lines.append("")
         lines.extend(f"note: {w}" for w in report.warnings)

@@ -26,9 +26,10 @@ from conversions.engine.config import (
 from conversions.engine.data.options import preprocess_overrides_from_args
 from conversions.engine.data.preprocess import PRESETS
 from conversions.engine.data.structure import DATASET_TYPES
-from conversions.engine.errors import QuantwebError
+from conversions.engine.errors import QuantwebError, render
 from conversions.engine.progress import TerminalProgress
 from conversions.engine.variants import parse_variants
+from conversions.management.cli_terms import EXPORT_FLAGS, cli_message
 
 
 def parse_model_kwargs(items: list[str]) -> dict[str, Any]:
@@ -134,7 +135,7 @@ class Command(BaseCommand):
         try:
             config = self.build_config(opts)
         except ValueError as err:
-            raise CommandError(str(err)) from None
+            raise CommandError(cli_message(err)) from None
         progress = TerminalProgress(stream=self.stderr._out if hasattr(self.stderr, "_out") else None)
         try:
             report = self.run_conversion(config, progress, record=not opts["no_record"])
@@ -142,14 +143,14 @@ class Command(BaseCommand):
             progress.close()
             if opts["debug"]:
                 raise
-            raise CommandError(str(err)) from None
+            raise CommandError(cli_message(err)) from None
         progress.close()
         from conversions.engine.report.summary import format_summary
 
         self.stdout.write(format_summary(report))
         missed = report.budget_misses()
         if missed:  # the file was written as <name>_over_budget.tflite; the exit status says so too
-            raise CommandError(" ".join(missed))
+            raise CommandError(render(" ".join(missed), EXPORT_FLAGS))
 
     def run_conversion(self, config: ExportConfig, progress: TerminalProgress, record: bool):
         if not record:

@@ -15,6 +15,7 @@ from conversions.engine.data.options import preprocess_overrides_from_args
 from conversions.engine.data.preprocess import PRESETS
 from conversions.engine.data.structure import DATASET_TYPES
 from conversions.engine.errors import QuantwebError
+from conversions.management.cli_terms import REPRESENTATIVE_DATA_FLAGS, cli_message
 
 
 class Command(BaseCommand):
@@ -69,7 +70,7 @@ class Command(BaseCommand):
                 path = gen.create_module(opts["create_module"], force=opts["force"])
                 self.stdout.write(f"Wrote standalone module {path} (python {path.name} --output calib.npz)")
         except (QuantwebError, ValueError) as err:
-            raise CommandError(str(err)) from None
+            raise CommandError(cli_message(err, REPRESENTATIVE_DATA_FLAGS)) from None
 
     def _print_batches(self, gen: RepresentativeDataGenerator, count: int) -> None:
         for i, (batch,) in enumerate(gen.generate_tflite_batches()):

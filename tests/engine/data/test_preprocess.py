@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from support.cli import raises_worded
 from support.data_fixtures import write_image
 
 from conversions.engine.data import preprocess as pp
@@ -85,9 +86,9 @@ def test_overrides_parse_every_flag() -> None:
                    "interpolation": "bicubic"}
     assert preprocess_overrides_from_args(resize="256", crop="224") == {"resize": 256, "crop": 224}
     assert preprocess_overrides_from_args() == {}
-    with pytest.raises(ValueError, match="--mean"):
+    with raises_worded(ValueError, "--mean"):
         preprocess_overrides_from_args(mean="a,b")
-    with pytest.raises(ValueError, match="--interpolation"):
+    with raises_worded(ValueError, "--interpolation"):
         preprocess_overrides_from_args(interpolation="fancy")
 
 
@@ -100,7 +101,7 @@ def test_exact_resize_override_stretches_to_the_input(solid: Path) -> None:
 def test_inconsistent_flags_are_explained() -> None:
     with pytest.raises(ValueError, match="uint8 output"):
         build_spec("imagenet", 32, dtype="uint8")
-    with pytest.raises(ValueError, match="--scale 1"):
+    with raises_worded(ValueError, "--scale 1"):
         build_spec("imagenet", 32, overrides={"mean": (123.7, 116.3, 103.5)})
     with pytest.raises(ValueError, match="2 values"):
         build_spec("imagenet", 32, overrides={"mean": (0.5, 0.5)})

@@ -9,6 +9,7 @@ import onnxruntime as ort
 import pytest
 import torch
 import torch.nn as nn
+from support.cli import raises_worded
 from support.detection_data import INPUT_SIZE, TinyYolo
 
 from conversions.engine.config import ExportConfig, ModelSpec
@@ -120,7 +121,7 @@ class Classifier(nn.Module):
 def test_detect_on_a_classifier_output_says_what_shape_is_expected(tmp_path):
     loaded = loaded_model(Classifier())
     path = export_onnx(loaded.module, SHAPE, tmp_path / "cls.onnx")
-    with pytest.raises(ConversionError, match=r"--task detect expects .*\[1, 10\].*--task classify"):
+    with raises_worded(ConversionError, r"--task detect expects .*\[1, 10\].*--task classify"):
         prepare_head("detect", config(), loaded, data_for(), path)
 
 

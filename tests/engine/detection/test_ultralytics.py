@@ -8,6 +8,7 @@ import textwrap
 
 import pytest
 import torch
+from support.cli import raises_worded
 
 from conversions.engine.config import DataSpec, ExportConfig, ModelSpec
 from conversions.engine.errors import CheckpointError
@@ -83,7 +84,7 @@ def test_an_ultralytics_checkpoint_exports_and_is_scored_by_map(shapes_dataset, 
     model.names = {0: "square", 1: "disc", 2: "triangle"}
     path = tmp_path / "yolov8n_shapes.pt"
     torch.save({"model": deepcopy(model).half(), "train_args": {"imgsz": 128}}, path)
-    with pytest.raises(CheckpointError, match="--trust-checkpoint"):
+    with raises_worded(CheckpointError, "--trust-checkpoint"):
         load_ultralytics(ModelSpec(checkpoint=str(path)))
     from conversions.engine.pipeline import run_export
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from django.core.management import CommandError, call_command
+from support.cli import raises_worded
 
 from conversions.engine.config import ExportConfig, ModelSpec
 from conversions.management.commands.export_models import Command
@@ -30,7 +31,7 @@ def test_flags_reach_the_config():
     [({"calibration_method": "kl"}, "--calibration"), ({"max_drop": -1.0}, "--max-drop"), ({"max_fallback": 1.5}, "--max-fallback")],
 )
 def test_bad_guard_values_are_refused(kwargs, message):
-    with pytest.raises(ValueError, match=message):
+    with raises_worded(ValueError, message):
         ExportConfig(model=ModelSpec(model="efficientnet-lite0"), **kwargs)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from support.cli import raises_worded
 
 from conversions.engine.convert.tflite_variant import convert_variant
 from conversions.engine.int8.ranges import (
@@ -85,5 +86,5 @@ def test_denylisted_nodes_compute_in_float(spiky_graph):
 
 
 def test_unknown_method_is_refused(spiky_graph):
-    with pytest.raises(ValueError, match="--calibration"):
+    with raises_worded(ValueError, "--calibration"):
         calibrate(spiky_graph.graph.concrete_function, spiky_graph.stream, "kl")

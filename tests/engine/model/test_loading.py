@@ -16,6 +16,7 @@ from conversions.engine.config import ExportConfig, ModelSpec
 from conversions.engine.errors import CheckpointError
 from conversions.engine.model.loading import load_model
 from conversions.engine.pipeline import run_export
+from conversions.management.cli_terms import cli_message
 from conversions.management.commands.export_models import parse_model_kwargs
 from engine.conftest import MODELS_FILE, SMALL_SHAPE, assert_flags_exist
 
@@ -144,7 +145,7 @@ def test_pickled_module_is_refused_without_trust(tmp_path: Path, user_package) -
     with pytest.raises(CheckpointError) as err:
         load_model(ModelSpec(checkpoint=str(ckpt), input_shape=SMALL_SHAPE))
 
-    message = str(err.value)
+    message = cli_message(err.value)
     assert_flags_exist(message)
     assert str(ckpt) in message
     assert "--trust-checkpoint" in message

@@ -1,0 +1,54 @@
+"""How the command line words the engine's inputs: as the flags that set them."""
+
+from __future__ import annotations
+
+from conversions.engine.errors import QuantwebError, render
+
+EXPORT_FLAGS: dict[str, str] = {
+    "checkpoint": "--checkpoint",
+    "model": "--model",
+    "model_kwargs": "--model-kwargs",
+    "input_shape": "--input-shape",
+    "trust_checkpoint": "--trust-checkpoint",
+    "dataset_dir": "--dataset-dir",
+    "dataset_type": "--dataset-type",
+    "split": "--split",
+    "num_calib_samples": "--num-calib-samples",
+    "num_eval_samples": "--num-eval-samples",
+    "preprocess": "--preprocess",
+    "mean": "--mean",
+    "std": "--std",
+    "scale": "--scale",
+    "resize": "--resize",
+    "crop": "--crop",
+    "interpolation": "--interpolation",
+    "labels_file": "--labels",
+    "variants": "--quantize",
+    "io_type": "--io",
+    "output": "--output",
+    "output_dir": "--output-dir",
+    "force": "--force",
+    "formats": "--format",
+    "task": "--task",
+    "detect_head": "--detect-head",
+    "calibration_method": "--calibration",
+    "max_drop": "--max-drop",
+    "max_fallback": "--max-fallback",
+    "bias_correction": "--bias-correction",
+}
+"""``manage.py export_models``."""
+
+REPRESENTATIVE_DATA_FLAGS: dict[str, str] = {
+    **EXPORT_FLAGS,
+    "dataset_dir": "--data-dir",
+    "num_calib_samples": "--num-samples",
+    "output": "--output",
+}
+"""``manage.py representative_data``: the same words, but its data flags are spelled the older way."""
+
+
+def cli_message(err: BaseException, flags: dict[str, str] = EXPORT_FLAGS) -> str:
+    """An engine error (or a plain ``ValueError`` from a stand-alone module) worded with ``flags``."""
+    if isinstance(err, QuantwebError):
+        return err.render(flags)
+    return render(str(err), flags)
