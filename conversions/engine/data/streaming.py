@@ -7,24 +7,33 @@ their index: pushing 600 kB arrays through a 64 kB pipe costs more than decoding
 copied out before its chunk's slots are handed to the next chunk, so the map is the whole prefetch buffer.
 
 Workers are forked, so the per-image function (a lambda or a subclass's bound method) and the memory map
-are inherited, never pickled; forking after ``import tensorflow`` is fine because workers only use Pillow
-and numpy.
+are inherited, never pickled; workers only use Pillow and numpy. Forking a process that holds TensorFlow's
+threads can still leave a worker dead or stuck on an inherited lock, so a worker that dies or stops
+answering makes the stream finish the remaining images in this process instead of hanging.
 """
 
 from __future__ import annotations
 
+import logging
 import mmap
 import multiprocessing
 import os
 from collections import deque
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import TimeoutError as FuturesTimeout
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Callable, Iterator
 
 import numpy as np
 
 from conversions.engine.data.preprocess import ImageReadError
 
+log = logging.getLogger("quantweb.engine")
+
 CHUNK = 8
 IN_FLIGHT_PER_WORKER = 2
+CHUNK_TIMEOUT_S = 120.0
+"""A chunk of 8 images decodes in well under a second; one that takes this long has a worker stuck."""
 
 Result = tuple[int, "np.ndarray | None", "str | None"]
 _worker: dict[str, Any] = {}
@@ -97,25 +106,45 @@ def stream(
         buffer = mmap.mmap(-1, max(1, groups * CHUNK * nbytes))  # anonymous + shared: visible to forked workers
         slots = np.frombuffer(buffer, dtype=dtype).reshape(groups * CHUNK, *sample_shape)
     # With fork, initargs are inherited rather than pickled, and a replacement worker gets them too.
-    pool = multiprocessing.get_context("fork").Pool(workers, initializer=_init, initargs=({"fn": fn, "slots": slots},))
+    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"), initializer=_init,
+                               initargs=({"fn": fn, "slots": slots},))  # fmt: skip
+    pending: deque = deque()
+    done = 0
     try:
-        pending: deque = deque()
         for number, chunk in enumerate(chunks):
             if len(pending) == groups:
                 yield from _collect(pending.popleft(), slots)
-            pending.append((pool.apply_async(_work, (chunk, (number % groups) * CHUNK)), (number % groups) * CHUNK))
+                done += 1
+            pending.append((pool.submit(_work, chunk, (number % groups) * CHUNK), (number % groups) * CHUNK))
         while pending:
             yield from _collect(pending.popleft(), slots)
+            done += 1
+    except (BrokenProcessPool, FuturesTimeout) as err:
+        # A decode worker died or hung (a native crash in an image library, a lock inherited through fork):
+        # what is left is decoded here, slower but complete, rather than the stream hanging or failing.
+        log.warning("image decode workers stopped (%s); decoding the remaining images in this process", err)
+        _stop(pool)
+        for chunk in chunks[done:]:
+            yield from _run(fn, chunk)
     finally:
-        pool.terminate()
-        pool.join()  # the anonymous map is unmapped when the pool and this frame drop their references
+        _stop(pool)
+
+
+def _stop(pool: ProcessPoolExecutor) -> None:
+    """Stops the workers at once: queued chunks are dropped, a hung worker is killed."""
+    processes = list((getattr(pool, "_processes", None) or {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for proc in processes:
+        if proc.is_alive():
+            proc.kill()
+        proc.join(timeout=5)
 
 
 def _collect(job: tuple[Any, int], slots: np.ndarray | None) -> list[Result]:
     """Waits for one chunk and copies its samples out of their slots (which the next chunk reuses)."""
-    result, first_slot = job
+    future, first_slot = job
     out: list[Result] = []
-    for offset, (index, array, reason) in enumerate(result.get()):
+    for offset, (index, array, reason) in enumerate(future.result(timeout=CHUNK_TIMEOUT_S)):
         if isinstance(array, str) and array == _IN_SLOT:
             assert slots is not None
             array = slots[first_slot + offset].copy()

@@ -142,3 +142,25 @@ def test_breaking_out_of_the_stream_stops_the_workers(rd_imagefolder: Path) -> N
             break
     gc.collect()
     assert multiprocessing.active_children() == []
+
+
+def _dies_in_a_worker(parent: int, path: str) -> np.ndarray:
+    import os
+
+    if os.getpid() != parent and path.endswith("_003.png"):
+        os._exit(3)  # as a native crash in a decoder would end the worker
+    return np.full((2,), float(len(path)), dtype=np.float32)
+
+
+def test_a_dead_decode_worker_does_not_hang_the_stream(tmp_path: Path) -> None:
+    import functools
+    import os
+
+    from conversions.engine.data.streaming import stream
+
+    paths = [str(write_image(tmp_path / f"img_{i:03d}.png")) for i in range(40)]
+    started = time.monotonic()
+    results = list(stream(paths, functools.partial(_dies_in_a_worker, os.getpid()), workers=2, sample_shape=(2,)))
+    assert time.monotonic() - started < 60
+    assert [index for index, _, _ in results] == list(range(40))
+    assert all(array is not None and array[0] == len(paths[i]) for i, array, _ in results)
