@@ -201,7 +201,7 @@ def new_run(request: HttpRequest) -> HttpResponse:
 @require_POST
 def cancel_run(request: HttpRequest, pk: int) -> HttpResponse:
     run = get_object_or_404(ConversionRun, pk=pk)
-    if run.cancel(reason=f"Cancelled by {request.user.get_username()}."):
+    if run.cancel_by(request.user):
         messages.info(request, f"Run {run.pk} cancelled.")
     else:
         messages.warning(request, f"Run {run.pk} had already ended ({run.status}).")
@@ -211,13 +211,11 @@ def cancel_run(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def rerun(request: HttpRequest, pk: int) -> HttpResponse:
     run = get_object_or_404(ConversionRun, pk=pk)
-    if run.checkpoint is None:
-        messages.error(request, "CLI runs without a registered checkpoint cannot be re-run here.")
+    try:
+        new = run.relaunch(request.user)
+    except ValueError as err:
+        messages.error(request, str(err))
         return redirect(run)
-    if not run.checkpoint.launchable:
-        messages.error(request, f"{run.checkpoint} must be marked trusted by staff before it can run.")
-        return redirect(run)
-    new = run.relaunch(user=request.user)
     messages.success(request, f"Run {new.pk} queued (a re-run of run {run.pk}).")
     return redirect(new)
 
@@ -259,7 +257,7 @@ def dataset_detect(request: HttpRequest, pk: int) -> HttpResponse:
     """Detects the structure again (a server folder may have changed since it was registered)."""
     dataset = get_object_or_404(Dataset, pk=pk)
     try:
-        dataset.detect_again()
+        dataset.detect_again(request.user)
     except QuantwebError as err:
         messages.error(request, err.render(PORTAL_FIELD_NAMES))
         return redirect(dataset)

@@ -33,6 +33,7 @@ class Dataset(models.Model):
     num_classes = models.PositiveIntegerField(default=0)
     num_skipped = models.PositiveIntegerField(default=0)
     thumbnails = models.JSONField(default=list, blank=True, help_text="Thumbnail files under MEDIA_ROOT.")
+    size_bytes = models.BigIntegerField(default=0, help_text="Bytes an uploaded archive extracted to (the quota).")
     description = models.TextField(blank=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     created = models.DateTimeField(default=timezone.now)
@@ -74,8 +75,12 @@ class Dataset(models.Model):
             dataset.save(update_fields=["thumbnails"])
         return dataset
 
-    def detect_again(self) -> None:
-        """Detects the structure again (a server folder may have changed since it was registered)."""
+    def detect_again(self, user) -> None:
+        """Detects the structure again (a server folder may have changed since it was registered), for the
+        dataset's owner or staff (``PermissionDenied`` for anyone else)."""
+        from conversions.permissions import require_change
+
+        require_change(user, self, "detect again")
         self.detect_structure()
         self.refresh_thumbnails()
         self.save()

@@ -196,7 +196,7 @@ def test_an_untrusted_uploaded_architecture_cannot_be_launched(user_client, medi
         "checkpoint": ckpt.pk, "variants": ["float16"], "num_calib_samples": 10, "seed": 0,
     })  # fmt: skip
     assert response.status_code == 200
-    assert "must mark it trusted" in response.content.decode()
+    assert "a staff member must trust the checkpoint" in response.content.decode()
     assert not ConversionRun.objects.exists()
 
 
