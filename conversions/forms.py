@@ -23,6 +23,7 @@ from conversions.models import (
     Dataset,
     name_validator,
 )
+from conversions.media import shown_to
 from conversions.permissions import may_add_version
 from conversions.run_settings import RunSettings
 from conversions.uploads import (
@@ -147,7 +148,7 @@ class DatasetForm(forms.Form):
     def __init__(self, *args, user=None, **kwargs):
         super().__init__(*args, **kwargs)
         self.user = user
-        roots = ", ".join(str(r) for r in settings.QUANTWEB_DATASET_ROOTS) or "none configured"
+        roots = ", ".join(shown_to(user, str(r)) for r in settings.QUANTWEB_DATASET_ROOTS) or "none configured"
         self.fields["server_path"].help_text = f"Must be inside an allowed folder: {roots}."
         self.fields["archive"].help_text += f" At most {_mb(settings.QUANTWEB_MAX_DATASET_UPLOAD)}."
 
@@ -205,7 +206,7 @@ class DatasetForm(forms.Form):
         except UnsafeArchive as err:
             self.add_error("archive", f"Archive rejected: {err}")
         except QuantwebError as err:
-            self.add_error(None, err.render(PORTAL_FIELD_NAMES))
+            self.add_error(None, shown_to(self.user, err.render(PORTAL_FIELD_NAMES)))
         except IntegrityError:
             self.add_error("name", "A dataset with this name exists; choose another name.")
         if folder is not None:

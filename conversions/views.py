@@ -16,7 +16,7 @@ from conversions import queue, report_pages
 from conversions.engine.errors import QuantwebError
 from conversions.engine.report.results import ExportReport
 from conversions.forms import CheckpointForm, DatasetForm, NewRunForm
-from conversions.media import media_absolute
+from conversions.media import media_absolute, shown_to
 from conversions.models import (
     VARIANT_CHOICES,
     Artifact,
@@ -179,8 +179,8 @@ def run_status(request: HttpRequest, pk: int) -> JsonResponse:
         "stage": run.stage,
         "progress": run.progress,
         "timeline": run.stage_timeline,
-        "log_tail": run.log[-8000:],
-        "error": run.error,
+        "log_tail": shown_to(request.user, run.log[-8000:]),
+        "error": shown_to(request.user, run.error),
     })  # fmt: skip
 
 
@@ -259,7 +259,7 @@ def dataset_detect(request: HttpRequest, pk: int) -> HttpResponse:
     try:
         dataset.detect_again(request.user)
     except QuantwebError as err:
-        messages.error(request, err.render(PORTAL_FIELD_NAMES))
+        messages.error(request, shown_to(request.user, err.render(PORTAL_FIELD_NAMES)))
         return redirect(dataset)
     messages.success(request, f"Detected again: {dataset.structure.get('description', '')}")
     return redirect(dataset)
