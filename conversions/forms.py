@@ -23,7 +23,7 @@ from conversions.models import (
     Dataset,
     name_validator,
 )
-from conversions.media import shown_to
+from conversions.media import media_relative, shown_to
 from conversions.permissions import may_add_version
 from conversions.run_settings import RunSettings
 from conversions.uploads import (
@@ -195,7 +195,9 @@ class DatasetForm(forms.Form):
         folder = new_dataset_folder(d["name"]) if archive else None
         try:
             if archive:
-                root = dataset_root(extract_archive(archive, archive.name, folder / "files"))
+                files = extract_archive(archive, archive.name, folder / "files", size=archive.size,
+                                        quota_left=Dataset.upload_quota_left(self.user))  # fmt: skip
+                root = dataset_root(files)
                 source, archive_name = Dataset.Source.UPLOAD, archive.name
             else:
                 root, source, archive_name = d["server_path"], Dataset.Source.SERVER, ""
@@ -204,13 +206,17 @@ class DatasetForm(forms.Form):
                 description=d["description"], archive_name=archive_name, user=self.user,
             )  # fmt: skip
         except UnsafeArchive as err:
-            self.add_error("archive", f"Archive rejected: {err}")
+            self.add_error("archive", f"Archive rejected: {shown_to(self.user, str(err))}")
+        except OSError as err:  # the folder became unreadable while it was detected or thumbnailed
+            self.add_error(None, shown_to(self.user, f"The dataset could not be read ({err.strerror or err})."))
         except QuantwebError as err:
             self.add_error(None, shown_to(self.user, err.render(PORTAL_FIELD_NAMES)))
         except IntegrityError:
             self.add_error("name", "A dataset with this name exists; choose another name.")
-        if folder is not None:
-            shutil.rmtree(folder, ignore_errors=True)
+        finally:
+            if folder is not None and not Dataset.objects.filter(name=d["name"], source=Dataset.Source.UPLOAD,
+                                                                 path__startswith=media_relative(folder)).exists():  # fmt: skip
+                shutil.rmtree(folder, ignore_errors=True)
         return None
 
 
