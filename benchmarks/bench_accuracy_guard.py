@@ -66,7 +66,8 @@ def specs(workdir: Path, skip_lite0: bool) -> dict[str, ModelSpec]:
 
     ckpt = workdir / "spiky.pth"
     torch.save(make_weights(), ckpt)
-    out = {"test model (planted outliers)": ModelSpec(checkpoint=str(ckpt), model=f"{SPIKY}:build", input_shape=(1, 3, 32, 32))}
+    out = {"test model (planted outliers)": ModelSpec(checkpoint=str(ckpt), model=f"{SPIKY}:build", input_shape=(1, 3, 32, 32),
+                                                       trust_checkpoint=True)}
     if not skip_lite0:
         out = {"EfficientNet-Lite0": ModelSpec(model="efficientnet-lite0"), **out}
     return out

@@ -7,6 +7,7 @@ Datasets and checkpoints are editable; marking a checkpoint trusted is a staff d
 import json
 
 from django.contrib import admin, messages
+from django.contrib.admin.models import CHANGE, LogEntry
 from django.utils.html import format_html
 
 from conversions.models import Artifact, Checkpoint, ConversionRun, Dataset
@@ -34,25 +35,53 @@ class DatasetAdmin(admin.ModelAdmin):
 
 @admin.register(Checkpoint)
 class CheckpointAdmin(admin.ModelAdmin):
-    list_display = ("name", "version", "architecture", "size_bytes", "short_sha256", "trusted", "created_by", "created")
+    """Trust is given or withdrawn only by the actions (recorded with who, when and the digest, and in the
+    admin log); a version's files and architecture are read-only here (a change is a new version)."""
+
+    list_display = (
+        "name", "version", "architecture", "size_bytes", "short_sha256", "runs_code", "trusted", "trusted_by",
+        "trusted_at", "created_by", "created",
+    )  # fmt: skip
     list_filter = ("trusted", "preprocess", "created")
     search_fields = ("name", "architecture", "sha256", "description")
-    readonly_fields = ("sha256", "size_bytes", "created")
+    readonly_fields = (
+        "sha256", "size_bytes", "created", "trusted", "trusted_by", "trusted_at", "trusted_digest", "code_reasons",
+    )  # fmt: skip
     actions = ["mark_trusted", "mark_untrusted"]
+
+    def get_readonly_fields(self, request, obj=None):
+        if obj is None:
+            return self.readonly_fields
+        return (*self.readonly_fields, *Checkpoint.IMMUTABLE_FIELDS)
 
     @admin.display(description="sha256")
     def short_sha256(self, obj):
         return obj.sha256[:12]
 
-    @admin.action(description="Mark trusted (allow unpickling and uploaded architecture code)")
+    @admin.display(boolean=True, description="runs code")
+    def runs_code(self, obj):
+        return obj.runs_code
+
+    @admin.action(description="Mark trusted (allow unpickling and architecture code, for these exact files)")
     def mark_trusted(self, request, queryset):
-        n = queryset.update(trusted=True)
-        self.message_user(request, f"{n} checkpoint(s) marked trusted.", messages.WARNING)
+        for ckpt in queryset:
+            ckpt.trust(request.user)
+            _log(request, ckpt, f"Marked trusted for digest {ckpt.trusted_digest} (file sha256 {ckpt.sha256 or '-'}).")
+        self.message_user(request, f"{len(queryset)} checkpoint(s) marked trusted.", messages.WARNING)
 
     @admin.action(description="Mark untrusted")
     def mark_untrusted(self, request, queryset):
-        n = queryset.update(trusted=False)
-        self.message_user(request, f"{n} checkpoint(s) marked untrusted.")
+        for ckpt in queryset:
+            ckpt.distrust(request.user)
+            _log(request, ckpt, "Marked untrusted.")
+        self.message_user(request, f"{len(queryset)} checkpoint(s) marked untrusted.")
+
+
+def _log(request, obj, message: str) -> None:
+    """An entry in Django's admin log (the object's History), so every trust decision is audited."""
+    LogEntry.objects.log_actions(
+        user_id=request.user.pk, queryset=[obj], action_flag=CHANGE, change_message=message, single_object=True
+    )
 
 
 class ArtifactInline(admin.TabularInline):
@@ -73,15 +102,20 @@ class ArtifactInline(admin.TabularInline):
 class ConversionRunAdmin(ReadOnlyAdmin):
     list_display = (
         "id", "status", "model_name", "model_version", "variants", "dataset_name", "size_bytes", "top1_agreement",
-        "duration_s", "source", "created_by", "worker", "created",
+        "duration_s", "source", "created_by", "cancelled_by", "rerun_of", "short_checkpoint_sha256", "worker",
+        "created",
     )  # fmt: skip
     list_filter = ("status", "source", "primary_variant", "created")
     search_fields = ("id", "model_name", "dataset_name", "job_id", "worker", "error", "created_by__username")
-    list_select_related = ("created_by",)
+    list_select_related = ("created_by", "cancelled_by")
     date_hierarchy = "created"
     inlines = [ArtifactInline]
     exclude = ("report",)
     readonly_fields = ("report_json",)
+
+    @admin.display(description="checkpoint sha256")
+    def short_checkpoint_sha256(self, obj):
+        return obj.checkpoint_sha256[:12]
 
     @admin.display(description="report")
     def report_json(self, obj):

@@ -7,6 +7,7 @@ failed and removes what it wrote.
 
 from __future__ import annotations
 
+import dataclasses
 import getpass
 import logging
 import os
@@ -21,9 +22,10 @@ from django.db import close_old_connections, connection
 from django.utils import timezone
 
 from conversions.engine.config import ExportConfig
-from conversions.engine.errors import QuantwebError
+from conversions.engine.errors import CheckpointError, QuantwebError
 from conversions.engine.progress import Progress
 from conversions.engine.report.results import ExportReport
+from conversions.media import file_sha256
 from conversions.models import ConversionRun
 from conversions.wording import PORTAL_FIELD_NAMES
 
@@ -58,6 +60,7 @@ def execute_run(run: ConversionRun, progress: Progress | None = None) -> ExportR
     row_progress = RunProgress(run, forward=progress)
     row_progress.log(f"run {run.pk} started on {run.worker} (pid {os.getpid()})")
     try:
+        config = verified_config(run, config)
         with Heartbeat(run):
             report = run_export(config, row_progress)
         row_progress.flush()
@@ -73,6 +76,26 @@ def execute_run(run: ConversionRun, progress: Progress | None = None) -> ExportR
         remove_run_outputs(run)
         raise
     return report
+
+
+def verified_config(run: ConversionRun, config: ExportConfig) -> ExportConfig:
+    """``config`` with trust decided now, from the record, for the bytes on disk: a portal run's checkpoint
+    file must still have the sha256 it was uploaded with, and trust holds only while it matches what a staff
+    member trusted. The sha256 of the bytes loaded is recorded on the run (CLI runs too)."""
+    path = Path(config.model.checkpoint) if config.model.checkpoint else None
+    digest = file_sha256(path) if path is not None and path.is_file() else ""
+    ConversionRun.objects.filter(pk=run.pk).update(checkpoint_sha256=digest)
+    run.checkpoint_sha256 = digest
+    checkpoint = run.checkpoint
+    if checkpoint is None:
+        return config
+    if checkpoint.sha256 and digest and digest != checkpoint.sha256:
+        raise CheckpointError(
+            f"{checkpoint}: the checkpoint file on the server changed since it was uploaded (sha256 {digest[:12]}, "
+            f"recorded {checkpoint.sha256[:12]}); upload it again as a new version."
+        )
+    model = dataclasses.replace(config.model, trust_checkpoint=checkpoint.trust_is_current)
+    return dataclasses.replace(config, model=model)
 
 
 def failure_message(exc: BaseException) -> str:

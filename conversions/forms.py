@@ -23,6 +23,8 @@ from conversions.models import (
     Dataset,
     name_validator,
 )
+from conversions.media import media_relative, shown_to
+from conversions.permissions import may_add_version
 from conversions.run_settings import RunSettings
 from conversions.uploads import (
     ARCHIVE_SUFFIXES,
@@ -42,6 +44,15 @@ PREPROCESS_CHOICES = [
 ]
 CHECKPOINT_SUFFIXES = (".pth", ".pt", ".pt2")
 MAX_LABELS_UPLOAD = 1024 * 1024
+
+
+def checkpoint_code_summary(checkpoint: Checkpoint) -> str:
+    """Why a checkpoint runs code, in the words of a page: no server paths."""
+    if checkpoint.architecture_file:
+        return "its architecture is an uploaded .py file"
+    if checkpoint.architecture and not checkpoint.file.name.lower().endswith(".pt2"):
+        return "its architecture is a module or a file, not a built-in name"
+    return "it carries pickled payloads or names code to import"
 
 
 def _mb(n: int) -> str:
@@ -87,8 +98,8 @@ class NewRunForm(forms.Form):
         checkpoint = self.cleaned_data["checkpoint"]
         if not checkpoint.launchable:
             raise forms.ValidationError(
-                f"{checkpoint} runs code from its uploaded architecture file; a staff member must mark it "
-                "trusted (in the admin) before it can be converted."
+                f"{checkpoint} runs code when it is loaded ({checkpoint_code_summary(checkpoint)}); a staff member "
+                "must trust the checkpoint (Mark trusted, in the admin) before it can be converted."
             )
         return checkpoint
 
@@ -137,7 +148,7 @@ class DatasetForm(forms.Form):
     def __init__(self, *args, user=None, **kwargs):
         super().__init__(*args, **kwargs)
         self.user = user
-        roots = ", ".join(str(r) for r in settings.QUANTWEB_DATASET_ROOTS) or "none configured"
+        roots = ", ".join(shown_to(user, str(r)) for r in settings.QUANTWEB_DATASET_ROOTS) or "none configured"
         self.fields["server_path"].help_text = f"Must be inside an allowed folder: {roots}."
         self.fields["archive"].help_text += f" At most {_mb(settings.QUANTWEB_MAX_DATASET_UPLOAD)}."
 
@@ -184,7 +195,9 @@ class DatasetForm(forms.Form):
         folder = new_dataset_folder(d["name"]) if archive else None
         try:
             if archive:
-                root = dataset_root(extract_archive(archive, archive.name, folder / "files"))
+                files = extract_archive(archive, archive.name, folder / "files", size=archive.size,
+                                        quota_left=Dataset.upload_quota_left(self.user))  # fmt: skip
+                root = dataset_root(files)
                 source, archive_name = Dataset.Source.UPLOAD, archive.name
             else:
                 root, source, archive_name = d["server_path"], Dataset.Source.SERVER, ""
@@ -193,13 +206,17 @@ class DatasetForm(forms.Form):
                 description=d["description"], archive_name=archive_name, user=self.user,
             )  # fmt: skip
         except UnsafeArchive as err:
-            self.add_error("archive", f"Archive rejected: {err}")
+            self.add_error("archive", f"Archive rejected: {shown_to(self.user, str(err))}")
+        except OSError as err:  # the folder became unreadable while it was detected or thumbnailed
+            self.add_error(None, shown_to(self.user, f"The dataset could not be read ({err.strerror or err})."))
         except QuantwebError as err:
-            self.add_error(None, err.render(PORTAL_FIELD_NAMES))
+            self.add_error(None, shown_to(self.user, err.render(PORTAL_FIELD_NAMES)))
         except IntegrityError:
             self.add_error("name", "A dataset with this name exists; choose another name.")
-        if folder is not None:
-            shutil.rmtree(folder, ignore_errors=True)
+        finally:
+            if folder is not None and not Dataset.objects.filter(name=d["name"], source=Dataset.Source.UPLOAD,
+                                                                 path__startswith=media_relative(folder)).exists():  # fmt: skip
+                shutil.rmtree(folder, ignore_errors=True)
         return None
 
 
@@ -224,7 +241,8 @@ class CheckpointForm(forms.Form):
     )  # fmt: skip
     trusted = forms.BooleanField(
         required=False,
-        help_text="Staff only: allow full unpickling and the uploaded .py to run. Only for files you trust.",
+        help_text="Staff only: allow what runs code (full unpickling, the .py, a module architecture); "
+        "recorded with your name for these exact bytes. Only for files you trust.",
     )
     description = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))
 
@@ -234,6 +252,15 @@ class CheckpointForm(forms.Form):
         if not (user and user.is_staff):
             del self.fields["trusted"]
         self.fields["file"].help_text = f"At most {_mb(settings.QUANTWEB_MAX_CHECKPOINT_UPLOAD)}."
+
+    def clean_name(self) -> str:
+        name = self.cleaned_data["name"]
+        if not may_add_version(self.user, name):
+            raise forms.ValidationError(
+                f"The model name {name} belongs to another user; only they or a staff member may add a version. "
+                "Choose another name."
+            )
+        return name
 
     def clean_file(self):
         f = self.cleaned_data.get("file")
@@ -261,6 +288,8 @@ class CheckpointForm(forms.Form):
         f = self.cleaned_data.get("labels")
         if f is None:
             return None
+        if not f.name.lower().endswith(".txt"):
+            raise forms.ValidationError("The labels file must be a .txt file, one class name per line.")
         if f.size > MAX_LABELS_UPLOAD:
             raise forms.ValidationError("The labels file is larger than 1 MB; it should hold one class name a line.")
         try:
@@ -298,7 +327,7 @@ class CheckpointForm(forms.Form):
         for _ in range(5):  # two uploads of the same name at once: the loser takes the next version
             ckpt = Checkpoint(
                 name=d["name"], version=Checkpoint.next_version(d["name"]), architecture=d["architecture"].strip(),
-                input_shape=d["input_shape"], preprocess=d["preprocess"], trusted=bool(d.get("trusted")),
+                input_shape=d["input_shape"], preprocess=d["preprocess"],
                 description=d["description"], created_by=self.user,
             )  # fmt: skip
             try:
@@ -311,10 +340,12 @@ class CheckpointForm(forms.Form):
             raise IntegrityError(f"could not number a new version of {d['name']}")
         if d.get("file"):
             ckpt.file.save(d["file"].name, d["file"], save=False)
-            ckpt.record_file_digest()
         if d.get("architecture_file"):
             ckpt.architecture_file.save(d["architecture_file"].name, d["architecture_file"], save=False)
         if d.get("labels"):
             ckpt.labels.save(d["labels"].name, d["labels"], save=False)
+        ckpt.record_file_digest()
         ckpt.save()
+        if d.get("trusted"):
+            ckpt.trust(self.user)
         return ckpt

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from pathlib import Path
 
 from django.conf import settings
@@ -28,3 +29,18 @@ def file_sha256(path: Path) -> str:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+_SERVER_FOLDER = re.compile(r"(?<![\w:/.~-])/(?:[^\s/'\"<>()\[\]]+/)+")
+"""The folder part of an absolute path (``/srv/var/media/datasets/x-1/``), not of a URL or a relative path."""
+
+
+def hide_server_paths(text: str) -> str:
+    """``text`` with each absolute path's folders replaced by ``…/`` (the file name stays): pages show
+    non-staff users no server layout to aim at."""
+    return _SERVER_FOLDER.sub("…/", str(text))
+
+
+def shown_to(user, text: str) -> str:
+    """``text`` as ``user`` may see it: staff see server paths, everyone else ``hide_server_paths``."""
+    return str(text) if getattr(user, "is_staff", False) else hide_server_paths(text)

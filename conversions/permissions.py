@@ -3,6 +3,8 @@
 A team portal: everyone signed in sees every dataset, checkpoint, run and artifact. Changing a thing
 (cancel, re-run, detect again, add a version under a model name, delete) is for its owner (who created it)
 and for staff. Code from uploads runs only after a staff member trusts it (``Checkpoint.launchable``).
+The record's methods (``ConversionRun.cancel_by``, ``relaunch``, ``Dataset.detect_again``,
+``Checkpoint.trust``) and the forms call these, so the pages and the API refuse alike.
 """
 
 from __future__ import annotations
@@ -32,3 +34,16 @@ def require_change(user: Any, obj: Any, action: str) -> None:
     """Raises ``PermissionDenied`` with what to do when ``user`` may not ``action`` ``obj``."""
     if not can_change(user, obj):
         raise PermissionDenied(f"Only the owner of {obj} or a staff member may {action} it; ask them to.")
+
+
+def require_staff(user: Any, action: str) -> None:
+    if user is None or not getattr(user, "is_staff", False):
+        raise PermissionDenied(f"Only a staff member may {action}.")
+
+
+def may_add_version(user: Any, name: str) -> bool:
+    """A new version under an existing model name is for that name's owner or staff; a new name for anyone."""
+    from conversions.models import Checkpoint
+
+    latest = Checkpoint.objects.filter(name=name).order_by("-version").first()
+    return latest is None or can_change(user, latest)

@@ -1,17 +1,24 @@
 """Uploaded files: safe archive extraction, dataset folders and thumbnails.
 
 An archive is extracted member by member into a fresh folder: no absolute paths, no ``..``, no links or
-devices, at most ``QUANTWEB_ARCHIVE_MAX_FILES`` files and ``QUANTWEB_ARCHIVE_MAX_BYTES`` bytes (counted as
-they are written, not trusted from the headers). Any violation removes the folder and raises ``UnsafeArchive``.
+devices, no duplicate or over-long names, at most ``QUANTWEB_ARCHIVE_MAX_FILES`` files and as many bytes as
+the smallest of ``QUANTWEB_ARCHIVE_MAX_BYTES``, ``QUANTWEB_ARCHIVE_MAX_RATIO`` times the archive, what is left
+of the user's quota and the free disk less a reserve (counted as they are written, not trusted from the
+headers). Any violation, and any damage (bad CRC, truncated stream), removes the folder and raises
+``UnsafeArchive`` with what to fix.
 """
 
 from __future__ import annotations
 
+import errno
+import re
 import shutil
 import stat
 import tarfile
 import tempfile
 import zipfile
+import zlib
+import lzma
 from pathlib import Path, PurePosixPath
 from typing import IO, Iterator
 
@@ -22,15 +29,24 @@ IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".ti
 ARCHIVE_SUFFIXES = (".zip", ".tar.gz", ".tgz", ".tar")
 
 
+MAX_NAME_BYTES = 255
+"""The longest file or folder name most filesystems take."""
+MAX_PATH_CHARS = 900
+"""A member path longer than this would not fit the records that name dataset files."""
+
+
 class UnsafeArchive(ValueError):
     """The archive is malformed or would write outside its folder, or past the limits."""
 
 
-def extract_archive(archive: IO[bytes], name: str, target: Path) -> Path:
-    """Extracts ``archive`` (a .zip, .tar.gz or .tar named ``name``) into the new folder ``target``."""
+def extract_archive(archive: IO[bytes], name: str, target: Path, *, size: int | None = None,
+                    quota_left: int | None = None) -> Path:  # fmt: skip
+    """Extracts ``archive`` (a .zip, .tar.gz or .tar named ``name``, ``size`` bytes) into the new folder
+    ``target``, writing at most ``quota_left`` bytes; returns ``target``. Raises ``UnsafeArchive``, leaving
+    nothing behind."""
     target.mkdir(parents=True, exist_ok=False)
     try:
-        limits = _Limits()
+        limits = _Limits(target, size, quota_left)
         lower = name.lower()
         if lower.endswith(".zip"):
             _extract_zip(archive, target, limits)
@@ -40,35 +56,74 @@ def extract_archive(archive: IO[bytes], name: str, target: Path) -> Path:
             raise UnsafeArchive(f"{name}: upload a .zip, .tar.gz or .tar archive")
         if limits.files == 0:
             raise UnsafeArchive(f"{name} contains no files")
+    except (zipfile.BadZipFile, tarfile.TarError, EOFError, zlib.error, lzma.LZMAError) as err:
+        shutil.rmtree(target, ignore_errors=True)
+        raise UnsafeArchive(f"the archive is damaged or truncated ({_reason(err)}); upload it again") from None
+    except OSError as err:
+        shutil.rmtree(target, ignore_errors=True)
+        if err.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise UnsafeArchive("the server's disk filled up while extracting; ask staff to free space") from None
+        raise UnsafeArchive(f"the archive could not be extracted ({_reason(err)})") from None
     except BaseException:
         shutil.rmtree(target, ignore_errors=True)
         raise
     return target
 
 
+def _reason(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    return f"{type(err).__name__}: {text[0][:160]}" if text else type(err).__name__
+
+
+def _mb(n: int) -> str:
+    return f"{n / (1024 * 1024):,.0f} MB"
+
+
 class _Limits:
-    def __init__(self) -> None:
+    """What one extraction may write: files, and bytes by the tightest of four limits (each worded)."""
+
+    def __init__(self, target: Path, size: int | None, quota_left: int | None) -> None:
         self.files = 0
         self.bytes = 0
         self.max_files = settings.QUANTWEB_ARCHIVE_MAX_FILES
-        self.max_bytes = settings.QUANTWEB_ARCHIVE_MAX_BYTES
+        free = shutil.disk_usage(target).free - settings.QUANTWEB_MIN_FREE_DISK
+        caps = [(settings.QUANTWEB_ARCHIVE_MAX_BYTES, f"the limit of {_mb(settings.QUANTWEB_ARCHIVE_MAX_BYTES)}")]
+        if size:
+            ratio = settings.QUANTWEB_ARCHIVE_MAX_RATIO
+            caps.append((size * ratio, f"{ratio} times the archive's size (a zip bomb?)"))
+        if quota_left is not None:
+            caps.append((max(0, quota_left), f"what is left of your upload quota ({_mb(max(0, quota_left))})"))
+        caps.append((max(0, free), "the server's free disk space (ask staff to free space)"))
+        self.max_bytes, self.why = min(caps, key=lambda c: c[0])
+        if self.max_bytes <= 0:
+            raise UnsafeArchive(f"nothing can be extracted: it would exceed {self.why}")
 
     def add_file(self) -> None:
         self.files += 1
         if self.files > self.max_files:
             raise UnsafeArchive(f"the archive has more than {self.max_files} files")
 
+    def declare(self, total: int) -> None:
+        """Refuses up front an archive whose own headers declare more than may be written."""
+        if total > self.max_bytes:
+            raise UnsafeArchive(f"the archive declares {_mb(total)} of files, more than {self.why}")
+
     def add_bytes(self, n: int) -> None:
         self.bytes += n
         if self.bytes > self.max_bytes:
-            raise UnsafeArchive(f"the archive extracts to more than {self.max_bytes // (1024 * 1024)} MB")
+            raise UnsafeArchive(f"the archive extracts to more than {self.why}")
 
 
 def _safe_member_path(target: Path, member_name: str) -> Path | None:
     """The destination of a member, or None for entries to skip (folders, macOS metadata)."""
     pure = PurePosixPath(member_name.replace("\\", "/"))
-    if pure.is_absolute() or member_name.startswith(("/", "\\")) or (pure.parts and ":" in pure.parts[0]):
-        raise UnsafeArchive(f"{member_name!r}: absolute paths are not allowed in an archive")
+    if pure.is_absolute() or member_name.startswith(("/", "\\")) or (pure.parts and _DRIVE.match(pure.parts[0])):
+        raise UnsafeArchive(f"{member_name[:80]!r}: absolute paths are not allowed in an archive")
+    if len(member_name) > MAX_PATH_CHARS or any(len(p.encode()) > MAX_NAME_BYTES for p in pure.parts):
+        raise UnsafeArchive(
+            f"{member_name[:60]!r}…: a name in the archive is too long (at most {MAX_NAME_BYTES} bytes a name, "
+            f"{MAX_PATH_CHARS} characters a path); rename it"
+        )
     if ".." in pure.parts:
         raise UnsafeArchive(f"{member_name!r}: '..' would write outside the dataset folder")
     parts = [p for p in pure.parts if p not in ("", ".")]
@@ -80,9 +135,17 @@ def _safe_member_path(target: Path, member_name: str) -> Path | None:
     return dest
 
 
+_DRIVE = re.compile(r"^[A-Za-z]:$")
+"""A Windows drive (``C:``) as the first part; ``cls:1`` is a plain folder name."""
+
+
 def _copy_limited(src: IO[bytes], dest: Path, limits: _Limits) -> None:
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    with open(dest, "xb") as out:
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        out = open(dest, "xb")
+    except (FileExistsError, NotADirectoryError):
+        raise UnsafeArchive(f"{dest.name!r} appears twice in the archive (or as a file and a folder)") from None
+    with out:
         while chunk := src.read(1 << 20):
             limits.add_bytes(len(chunk))
             out.write(chunk)
@@ -94,6 +157,7 @@ def _extract_zip(archive: IO[bytes], target: Path, limits: _Limits) -> None:
     except zipfile.BadZipFile as err:
         raise UnsafeArchive(f"not a valid zip file ({err})") from None
     with zf:
+        limits.declare(sum(info.file_size for info in zf.infolist()))
         for info in zf.infolist():
             mode = info.external_attr >> 16
             if stat.S_ISLNK(mode):
@@ -186,21 +250,33 @@ def _spread(items: list[Path], n: int) -> list[Path]:
     return [items[i * len(items) // n] for i in range(n)]
 
 
-def make_thumbnails(folder: Path, out_dir: Path, count: int, size: int = 160) -> list[dict[str, str]]:
-    """Writes up to ``count`` JPEG thumbnails into ``out_dir``; returns ``[{"file", "source"}]``."""
+def make_thumbnails(
+    folder: Path, out_dir: Path, count: int, size: int = 160
+) -> tuple[list[dict[str, str]], list[dict[str, str]]]:
+    """Writes up to ``count`` JPEG thumbnails into ``out_dir``, each image opened the engine's way
+    (``open_image``: decompression bombs and garbage refused before decoding); returns the thumbnails
+    ``[{"file", "source"}]`` and the images skipped ``[{"source", "reason"}]``."""
+    from conversions.engine.data.preprocess import ImageReadError, open_image
+
     out_dir.mkdir(parents=True, exist_ok=True)
-    thumbs = []
+    thumbs, skipped = [], []
     for i, src in enumerate(pick_thumbnail_sources(folder, count)):
+        source = str(src.relative_to(folder))
         try:
-            with Image.open(src) as im:
+            with open_image(str(src)) as im:
+                im.draft("RGB", (size, size))  # JPEGs decode at a reduced scale
                 im = im.convert("RGB")
                 im.thumbnail((size, size))
                 dest = out_dir / f"{i}.jpg"
                 im.save(dest, "JPEG", quality=85)
-        except (UnidentifiedImageError, OSError):
-            continue  # an unreadable image gets no thumbnail; the data engine reports it as skipped
-        thumbs.append({"file": str(dest), "source": str(src.relative_to(folder))})
-    return thumbs
+        except ImageReadError as err:
+            skipped.append({"source": source, "reason": str(err)})
+            continue
+        except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as err:
+            skipped.append({"source": source, "reason": f"not a readable image ({type(err).__name__})"})
+            continue
+        thumbs.append({"file": str(dest), "source": source})
+    return thumbs, skipped
 
 
 def save_upload(upload, dest: Path) -> Path:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.core.paginator import Paginator
@@ -16,7 +17,7 @@ from conversions import queue, report_pages
 from conversions.engine.errors import QuantwebError
 from conversions.engine.report.results import ExportReport
 from conversions.forms import CheckpointForm, DatasetForm, NewRunForm
-from conversions.media import media_absolute
+from conversions.media import media_absolute, shown_to
 from conversions.models import (
     VARIANT_CHOICES,
     Artifact,
@@ -43,13 +44,7 @@ def _reap(request: HttpRequest) -> None:
 def history(request: HttpRequest) -> HttpResponse:
     _reap(request)
     runs = ConversionRun.objects.for_list()
-    filters = {
-        "status": request.GET.get("status", ""),
-        "model": request.GET.get("model", ""),
-        "dataset": request.GET.get("dataset", ""),
-        "variant": request.GET.get("variant", ""),
-        "user": request.GET.get("user", ""),
-    }
+    filters = {name: _text_param(request, name) for name in ("status", "model", "dataset", "variant", "user")}
     if filters["status"]:
         runs = runs.filter(status=filters["status"])
     if filters["model"]:
@@ -64,7 +59,7 @@ def history(request: HttpRequest) -> HttpResponse:
     if filters["user"]:
         runs = runs.filter(created_by__username=filters["user"])
     page = Paginator(runs, PAGE_SIZE).get_page(request.GET.get("page"))
-    query = "&".join(f"{k}={v}" for k, v in filters.items() if v)
+    query = urlencode({k: v for k, v in filters.items() if v})
     selected, _ = _run_ids(request.GET.getlist("selected"))
     context = {
         "page": page,
@@ -153,15 +148,38 @@ def run_compare(request: HttpRequest) -> HttpResponse:
 
 
 def _run_ids(values: list[str]) -> tuple[list[int], list[str]]:
-    """``["3,5", "8"]`` -> ``([3, 5, 8], [])``: ids in the order given, once each; what is not a number apart."""
+    """``["3,5", "8"]`` -> ``([3, 5, 8], [])``: ids in the order given, once each; what is not a run id (not
+    ASCII digits, ``²`` included, or past the database's integer range) apart."""
     ids: list[int] = []
     bad: list[str] = []
     for part in (p.strip() for value in values for p in value.split(",")):
-        if part.isdigit() and int(part) not in ids:
-            ids.append(int(part))
-        elif part and not part.isdigit():
+        if not part:
+            continue
+        if _is_id(part):
+            if int(part) not in ids:
+                ids.append(int(part))
+        else:
             bad.append(repr(part[:20]))
     return ids, bad
+
+
+MAX_ID = 2**63 - 1
+
+
+def _is_id(text: str) -> bool:
+    return text.isascii() and text.isdigit() and len(text) <= 19 and int(text) <= MAX_ID
+
+
+def _text_param(request: HttpRequest, name: str, limit: int = 200) -> str:
+    """A free-text query parameter as a filter may use it: at most ``limit`` characters, no NUL (which
+    PostgreSQL refuses in a query)."""
+    return request.GET.get(name, "")[:limit].replace("\x00", "").strip()
+
+
+def _id_param(request: HttpRequest, name: str) -> str:
+    """A query parameter that names a record by id, or "" when it is not one (never a 500 on bad input)."""
+    value = request.GET.get(name, "").strip()
+    return value if _is_id(value) else ""
 
 
 def run_status(request: HttpRequest, pk: int) -> JsonResponse:
@@ -179,17 +197,13 @@ def run_status(request: HttpRequest, pk: int) -> JsonResponse:
         "stage": run.stage,
         "progress": run.progress,
         "timeline": run.stage_timeline,
-        "log_tail": run.log[-8000:],
-        "error": run.error,
+        "log_tail": shown_to(request.user, run.log[-8000:]),
+        "error": shown_to(request.user, run.error),
     })  # fmt: skip
 
 
 def new_run(request: HttpRequest) -> HttpResponse:
-    initial = {}
-    if "checkpoint" in request.GET:
-        initial["checkpoint"] = request.GET["checkpoint"]
-    if "dataset" in request.GET:
-        initial["dataset"] = request.GET["dataset"]
+    initial = {name: _id_param(request, name) for name in ("checkpoint", "dataset") if _id_param(request, name)}
     form = NewRunForm(request.POST or None, initial=initial)
     if request.method == "POST" and form.is_valid():
         run = form.launch(request.user)
@@ -201,7 +215,7 @@ def new_run(request: HttpRequest) -> HttpResponse:
 @require_POST
 def cancel_run(request: HttpRequest, pk: int) -> HttpResponse:
     run = get_object_or_404(ConversionRun, pk=pk)
-    if run.cancel(reason=f"Cancelled by {request.user.get_username()}."):
+    if run.cancel_by(request.user):
         messages.info(request, f"Run {run.pk} cancelled.")
     else:
         messages.warning(request, f"Run {run.pk} had already ended ({run.status}).")
@@ -211,13 +225,11 @@ def cancel_run(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def rerun(request: HttpRequest, pk: int) -> HttpResponse:
     run = get_object_or_404(ConversionRun, pk=pk)
-    if run.checkpoint is None:
-        messages.error(request, "CLI runs without a registered checkpoint cannot be re-run here.")
+    try:
+        new = run.relaunch(request.user)
+    except ValueError as err:
+        messages.error(request, str(err))
         return redirect(run)
-    if not run.checkpoint.launchable:
-        messages.error(request, f"{run.checkpoint} must be marked trusted by staff before it can run.")
-        return redirect(run)
-    new = run.relaunch(user=request.user)
     messages.success(request, f"Run {new.pk} queued (a re-run of run {run.pk}).")
     return redirect(new)
 
@@ -259,9 +271,9 @@ def dataset_detect(request: HttpRequest, pk: int) -> HttpResponse:
     """Detects the structure again (a server folder may have changed since it was registered)."""
     dataset = get_object_or_404(Dataset, pk=pk)
     try:
-        dataset.detect_again()
+        dataset.detect_again(request.user)
     except QuantwebError as err:
-        messages.error(request, err.render(PORTAL_FIELD_NAMES))
+        messages.error(request, shown_to(request.user, err.render(PORTAL_FIELD_NAMES)))
         return redirect(dataset)
     messages.success(request, f"Detected again: {dataset.structure.get('description', '')}")
     return redirect(dataset)

@@ -7,7 +7,7 @@ PORTAL_FIELD_NAMES: dict[str, str] = {
     "model": "the checkpoint's Architecture",
     "model_kwargs": "the checkpoint's architecture arguments",
     "input_shape": "the checkpoint's Input shape",
-    "trust_checkpoint": "a staff member marking the checkpoint trusted (in the admin)",
+    "trust_checkpoint": "a staff member to trust the checkpoint (Mark trusted, in the admin)",
     "dataset_dir": "the Dataset",
     "dataset_type": "the dataset's type",
     "num_calib_samples": "Calibration samples",

@@ -108,13 +108,17 @@ QUANTWEB_RUN_HEARTBEAT_SECONDS = float(os.environ.get("QUANTWEB_RUN_HEARTBEAT_SE
 QUANTWEB_RUN_HEARTBEAT_TIMEOUT = float(os.environ.get("QUANTWEB_RUN_HEARTBEAT_TIMEOUT", "120"))
 QUANTWEB_RUN_TIMEOUT = int(os.environ.get("QUANTWEB_RUN_TIMEOUT", "3600"))
 
-# Uploads: checkpoint and dataset archive sizes, and what an archive may extract to.
+# Uploads: checkpoint and dataset archive sizes, and what an archive may extract to: the smallest of the
+# expanded-size limit, the expansion ratio, the user's quota left and the free disk less a reserve.
 MB = 1024 * 1024
-QUANTWEB_MAX_CHECKPOINT_UPLOAD = int(os.environ.get("QUANTWEB_MAX_CHECKPOINT_UPLOAD_MB", "2048")) * MB
+QUANTWEB_MAX_CHECKPOINT_UPLOAD = int(os.environ.get("QUANTWEB_MAX_CHECKPOINT_UPLOAD_MB", "1024")) * MB
 QUANTWEB_MAX_ARCHITECTURE_UPLOAD = 1 * MB
-QUANTWEB_MAX_DATASET_UPLOAD = int(os.environ.get("QUANTWEB_MAX_DATASET_UPLOAD_MB", "4096")) * MB
-QUANTWEB_ARCHIVE_MAX_FILES = int(os.environ.get("QUANTWEB_ARCHIVE_MAX_FILES", "200000"))
-QUANTWEB_ARCHIVE_MAX_BYTES = int(os.environ.get("QUANTWEB_ARCHIVE_MAX_MB", "8192")) * MB
+QUANTWEB_MAX_DATASET_UPLOAD = int(os.environ.get("QUANTWEB_MAX_DATASET_UPLOAD_MB", "1024")) * MB
+QUANTWEB_ARCHIVE_MAX_FILES = int(os.environ.get("QUANTWEB_ARCHIVE_MAX_FILES", "100000"))
+QUANTWEB_ARCHIVE_MAX_BYTES = int(os.environ.get("QUANTWEB_ARCHIVE_MAX_MB", "2048")) * MB
+QUANTWEB_ARCHIVE_MAX_RATIO = int(os.environ.get("QUANTWEB_ARCHIVE_MAX_RATIO", "20"))
+QUANTWEB_USER_UPLOAD_QUOTA = int(os.environ.get("QUANTWEB_USER_UPLOAD_QUOTA_MB", "10240")) * MB
+QUANTWEB_MIN_FREE_DISK = int(os.environ.get("QUANTWEB_MIN_FREE_DISK_MB", "2048")) * MB
 FILE_UPLOAD_TEMP_DIR = None  # large uploads stream to the system temp dir, never into memory
 # Server folders that may be registered as datasets without uploading them (staff decide, here).
 QUANTWEB_DATASET_ROOTS = [

@@ -51,7 +51,7 @@ class ModelSpec:
     model_kwargs: dict[str, Any] = field(default_factory=dict)
     input_shape: tuple[int, ...] = (1, 3, 224, 224)
     trust_checkpoint: bool = False
-    """Allow full unpickling (runs code from the file). Off by default."""
+    """Allow what runs code: full unpickling, a ``.pt2`` with pickled payloads, a non-built-in architecture."""
 
     @property
     def name(self) -> str:

@@ -1,7 +1,14 @@
-"""Checkpoints: weights plus what it takes to rebuild the network, versioned by model name."""
+"""Checkpoints: weights plus what it takes to rebuild the network, versioned by model name.
+
+A version's files and architecture never change once saved (a change is a new version), so a staff
+member's trust is given to one version, for the digest of exactly those bytes and that architecture
+(``trust_digest``), and recorded with who and when. Trust that no longer matches the digest is no trust.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import json
 from pathlib import Path
 
 from django.conf import settings
@@ -12,6 +19,7 @@ from django.utils import timezone
 
 from conversions.engine.config import ModelSpec
 from conversions.media import file_sha256
+from conversions.models.artifact import ImmutableError
 
 name_validator = RegexValidator(
     r"^[A-Za-z0-9][A-Za-z0-9._-]*$",
@@ -49,7 +57,18 @@ class Checkpoint(models.Model):
     size_bytes = models.BigIntegerField(default=0)
     trusted = models.BooleanField(
         default=False,
-        help_text="Staff only: allow full unpickling of the checkpoint and running its uploaded .py file.",
+        help_text="Staff only: allow what runs code: full unpickling, a .pt2 with pickled payloads, an "
+        "architecture that is not a built-in name (a module, a server file or the uploaded .py).",
+    )
+    trusted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    trusted_at = models.DateTimeField(null=True, blank=True)
+    trusted_digest = models.CharField(
+        max_length=64, blank=True, help_text="The trust_digest (files + architecture) the staff member trusted."
+    )
+    code_reasons = models.JSONField(
+        default=list, blank=True, help_text="Why loading this version runs code (recorded at upload)."
     )
     description = models.TextField(blank=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
@@ -70,14 +89,57 @@ class Checkpoint(models.Model):
         latest = cls.objects.filter(name=name).aggregate(v=models.Max("version"))["v"]
         return (latest or 0) + 1
 
+    IMMUTABLE_FIELDS = ("name", "version", "file", "architecture", "architecture_file", "model_kwargs", "labels")
+
+    def save(self, *args, **kwargs) -> None:
+        """Refuses to change what a version is made of once set (upload a new version instead)."""
+        if self.pk is not None:
+            stored = type(self).objects.filter(pk=self.pk).values(*self.IMMUTABLE_FIELDS).first() or {}
+            changed = [
+                f for f in self.IMMUTABLE_FIELDS
+                if stored.get(f) not in (None, "", {}) and stored.get(f) != _stored_value(getattr(self, f))
+            ]  # fmt: skip
+            if changed:
+                raise ImmutableError(
+                    f"{self}: {', '.join(changed)} cannot change once saved; upload a new version instead."
+                )
+        super().save(*args, **kwargs)
+
     @property
-    def runs_uploaded_code(self) -> bool:
-        """An uploaded .py architecture runs code from the upload, like unpickling does."""
-        return bool(self.architecture_file)
+    def runs_code(self) -> bool:
+        """Loading this version runs code from outside quantweb (an uploaded .py, a module or server file
+        named as the architecture, a .pt2 with pickled payloads), so it needs a staff member's trust."""
+        return bool(self.architecture_file or self.code_reasons)
+
+    @property
+    def trust_is_current(self) -> bool:
+        return self.trusted and bool(self.trusted_digest) and self.trusted_digest == self.trust_digest()
 
     @property
     def launchable(self) -> bool:
-        return self.trusted or not self.runs_uploaded_code
+        return self.trust_is_current or not self.runs_code
+
+    def trust_digest(self) -> str:
+        """sha256 over what trust is given to: the checkpoint's bytes, its architecture and architecture file."""
+        arch_sha = file_sha256(Path(self.architecture_file.path)) if self.architecture_file else ""
+        parts = [self.sha256, self.architecture, arch_sha, json.dumps(self.model_kwargs or {}, sort_keys=True)]
+        return hashlib.sha256("\n".join(parts).encode()).hexdigest()
+
+    def trust(self, user) -> None:
+        """Records ``user`` (staff) trusting this version's current files; refuses anyone else."""
+        from conversions.permissions import require_staff
+
+        require_staff(user, f"trust {self}")
+        self.trusted, self.trusted_by, self.trusted_at = True, user, timezone.now()
+        self.trusted_digest = self.trust_digest()
+        super().save(update_fields=["trusted", "trusted_by", "trusted_at", "trusted_digest"])
+
+    def distrust(self, user) -> None:
+        from conversions.permissions import require_staff
+
+        require_staff(user, f"withdraw trust from {self}")
+        self.trusted, self.trusted_by, self.trusted_at, self.trusted_digest = False, user, timezone.now(), ""
+        super().save(update_fields=["trusted", "trusted_by", "trusted_at", "trusted_digest"])
 
     def architecture_reference(self) -> str | None:
         if self.architecture_file:
@@ -90,7 +152,7 @@ class Checkpoint(models.Model):
             model=self.architecture_reference(),
             model_kwargs=dict(self.model_kwargs or {}),
             input_shape=tuple(self.input_shape or (1, 3, 224, 224)),
-            trust_checkpoint=self.trusted,
+            trust_checkpoint=self.trust_is_current,
         )
 
     def label_names(self, limit: int | None = None) -> list[str]:
@@ -106,6 +168,16 @@ class Checkpoint(models.Model):
         return names[:limit] if limit is not None else names
 
     def record_file_digest(self) -> None:
+        """The file's sha256 and size, and whether loading this version runs code (asked of the engine)."""
+        from conversions.engine.model.loading import code_to_trust
+
         if self.file:
             self.sha256 = file_sha256(Path(self.file.path))
             self.size_bytes = self.file.size
+        spec = ModelSpec(checkpoint=self.file.path if self.file else None, model=self.architecture or None)
+        self.code_reasons = code_to_trust(spec)
+
+
+def _stored_value(value):
+    """A field's value as the database holds it (a FieldFile by its name)."""
+    return getattr(value, "name", value)

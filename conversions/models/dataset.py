@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,7 @@ class Dataset(models.Model):
     num_classes = models.PositiveIntegerField(default=0)
     num_skipped = models.PositiveIntegerField(default=0)
     thumbnails = models.JSONField(default=list, blank=True, help_text="Thumbnail files under MEDIA_ROOT.")
+    size_bytes = models.BigIntegerField(default=0, help_text="Bytes an uploaded archive extracted to (the quota).")
     description = models.TextField(blank=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     created = models.DateTimeField(default=timezone.now)
@@ -67,15 +69,30 @@ class Dataset(models.Model):
         when detection fails."""
         dataset = cls(name=name, source=source, path=media_relative(path), dataset_type=dataset_type,
                       description=description, archive_name=archive_name, created_by=user)  # fmt: skip
+        if source == cls.Source.UPLOAD:
+            dataset.size_bytes = sum(p.stat().st_size for p in Path(path).rglob("*") if p.is_file())
         dataset.detect_structure()
-        with transaction.atomic():
-            dataset.save()
+        try:
             dataset.refresh_thumbnails()
-            dataset.save(update_fields=["thumbnails"])
+            with transaction.atomic():
+                dataset.save()
+        except BaseException:
+            shutil.rmtree(dataset.thumbnail_dir, ignore_errors=True)
+            raise
         return dataset
 
-    def detect_again(self) -> None:
-        """Detects the structure again (a server folder may have changed since it was registered)."""
+    @classmethod
+    def upload_quota_left(cls, user) -> int:
+        """Bytes ``user`` may still upload (``QUANTWEB_USER_UPLOAD_QUOTA`` less their uploaded datasets)."""
+        used = cls.objects.filter(created_by=user, source=cls.Source.UPLOAD).aggregate(n=models.Sum("size_bytes"))
+        return settings.QUANTWEB_USER_UPLOAD_QUOTA - (used["n"] or 0)
+
+    def detect_again(self, user) -> None:
+        """Detects the structure again (a server folder may have changed since it was registered), for the
+        dataset's owner or staff (``PermissionDenied`` for anyone else)."""
+        from conversions.permissions import require_change
+
+        require_change(user, self, "detect again")
         self.detect_structure()
         self.refresh_thumbnails()
         self.save()
@@ -92,14 +109,25 @@ class Dataset(models.Model):
         self.layout = str(structure.get("layout") or "")
         self.num_images = int(structure.get("num_images") or 0)
         self.num_classes = len(structure.get("classes") or [])
-        self.num_skipped = int(structure.get("ignored_files") or 0) + len(structure.get("unreadable_dirs") or [])
+        self.num_skipped = (
+            int(structure.get("ignored_files") or 0)
+            + len(structure.get("unreadable_dirs") or [])
+            + len(structure.get("thumbnails_skipped") or [])
+        )
+
+    @property
+    def thumbnail_dir(self) -> Path:
+        return Path(settings.MEDIA_ROOT) / "thumbnails" / f"dataset-{self.name}"
 
     def refresh_thumbnails(self) -> None:
+        """Thumbnails opened the way the engine opens images: unreadable ones and decompression bombs are
+        skipped and counted (``structure["thumbnails_skipped"]``, in ``num_skipped``)."""
         from conversions.uploads import make_thumbnails
 
-        out_dir = Path(settings.MEDIA_ROOT) / "thumbnails" / f"dataset-{self.pk}"
-        thumbs = make_thumbnails(self.folder, out_dir, settings.QUANTWEB_THUMBNAILS)
+        thumbs, skipped = make_thumbnails(self.folder, self.thumbnail_dir, settings.QUANTWEB_THUMBNAILS)
         self.thumbnails = [{"file": media_relative(t["file"]), "source": t["source"]} for t in thumbs]
+        self.structure = {**self.structure, "thumbnails_skipped": skipped}
+        self.apply_structure(self.structure)
 
     @property
     def class_rows(self) -> list[tuple[str, int]]:

@@ -36,6 +36,7 @@ from conversions.media import media_relative
 from conversions.models.artifact import Artifact
 from conversions.models.checkpoint import Checkpoint
 from conversions.models.dataset import Dataset
+from conversions.permissions import require_change
 from conversions.run_settings import RunSettings
 from conversions.wording import PORTAL_FIELD_NAMES
 
@@ -115,6 +116,15 @@ class ConversionRun(models.Model):
     worker_pid = models.IntegerField(null=True, blank=True)
     job_id = models.CharField(max_length=100, blank=True)
     queue_name = models.CharField(max_length=100, blank=True)
+
+    # Audit: the bytes it converted, who stopped it, what it repeated.
+    checkpoint_sha256 = models.CharField(
+        max_length=64, blank=True, help_text="sha256 of the checkpoint file's bytes the run loaded."
+    )
+    cancelled_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="cancelled_runs"
+    )
+    rerun_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="reruns")
 
     # Denormalised at launch / finish so the history page never joins or parses JSON.
     model_name = models.CharField(max_length=100)
@@ -219,6 +229,7 @@ class ConversionRun(models.Model):
         checkpoint: Checkpoint | None = None,
         dataset: Dataset | None = None,
         progress: "Progress | None" = None,
+        rerun_of: "ConversionRun | None" = None,
     ) -> "ConversionRun":
         """Records a run of ``config`` and runs it: in this process now (``immediate``, the CLI), or on an RQ
         worker once the row is committed (the portal). A portal run's outputs go into its own folder, named
@@ -240,6 +251,7 @@ class ConversionRun(models.Model):
                 model_version=checkpoint.version if checkpoint else None,
                 dataset_name=(dataset.name if dataset else config.data.dataset_dir or "")[:200],
                 queue_name="" if immediate else settings.RQ_QUEUE_NAME,
+                rerun_of=rerun_of,
             )
             if source == cls.Source.PORTAL:
                 config = dataclasses.replace(config, output=None, output_dir=str(run.portal_output_dir()),
@@ -255,12 +267,16 @@ class ConversionRun(models.Model):
             run.refresh_from_db()
         return run
 
-    def relaunch(self, user=None) -> "ConversionRun":
-        """A new run with the same checkpoint, dataset and settings (runs are never re-used)."""
+    def relaunch(self, user) -> "ConversionRun":
+        """A new run with the same checkpoint, dataset and settings (runs are never re-used), for the run's
+        owner or staff; ``PermissionDenied`` for anyone else, ``ValueError`` with what to do if it cannot run."""
+        require_change(user, self, "re-run")
         if self.checkpoint is None:
-            raise ValueError("only portal runs (with a registered checkpoint) can be re-run from the portal")
+            raise ValueError("CLI runs without a registered checkpoint cannot be re-run here.")
+        if not self.checkpoint.launchable:
+            raise ValueError(f"{self.checkpoint} runs code, so a staff member must trust it before it can run again.")
         config = RunSettings.from_config(self.export_config()).config_for(self.checkpoint, self.dataset)
-        return type(self).launch(config, user, checkpoint=self.checkpoint, dataset=self.dataset)
+        return type(self).launch(config, user, checkpoint=self.checkpoint, dataset=self.dataset, rerun_of=self)
 
     def enqueue(self) -> None:
         """Puts the run on its RQ queue (after commit, so no worker picks up a run whose row it cannot see).
@@ -344,11 +360,18 @@ class ConversionRun(models.Model):
             fields["duration_s"] = round((now - self.started).total_seconds(), 3)
         return fields
 
-    def cancel(self, reason: str = "cancelled") -> bool:
+    def cancel_by(self, user) -> bool:
+        """``cancel`` for the run's owner or staff (``PermissionDenied`` for anyone else), recording who."""
+        require_change(user, self, "cancel")
+        return self.cancel(reason=f"Cancelled by {user.get_username()}.", by=user)
+
+    def cancel(self, reason: str = "cancelled", by=None) -> bool:
         """Cancels a queued or running run: marks it cancelled first (the worker sees it and discards its
         outputs), then removes or stops the RQ job."""
         was_running = self.status == self.Status.RUNNING
-        if not self.terminate(self.Status.CANCELLED, error=reason):
+        extra = {"cancelled_by": by} if by is not None else {}
+        if not self._transition(self.ACTIVE, status=self.Status.CANCELLED, error=reason, **extra,
+                                **self._end_fields()):  # fmt: skip
             return False
         if self.job_id:
             queue.stop_job(self.job_id, running=was_running)

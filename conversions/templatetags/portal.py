@@ -74,3 +74,11 @@ def get(mapping: dict | None, key: str) -> Any:
 def pct(value: float | None) -> str:
     """A percentage, dB or mAP figure with one decimal; a dash when it was not measured (or is not a number)."""
     return f"{value:.1f}" if isinstance(value, (int, float)) else "—"
+
+
+@register.filter
+def shown_to(text: Any, user: Any) -> str:
+    """``{{ value|shown_to:user }}``: absolute server paths hidden from non-staff users."""
+    from conversions.media import shown_to as _shown_to
+
+    return _shown_to(user, "" if text is None else text)

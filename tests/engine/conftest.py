@@ -117,7 +117,7 @@ class TrainedModel:
 
     @property
     def spec(self) -> ModelSpec:
-        return ModelSpec(str(self.checkpoint), self.model, input_shape=self.input_shape)
+        return ModelSpec(str(self.checkpoint), self.model, input_shape=self.input_shape, trust_checkpoint=True)
 
     def config(self, dataset: bool = True, **kwargs) -> ExportConfig:
         """An ``ExportConfig`` for this model: 32 calibration and 32 held-out images unless ``dataset`` is off."""

@@ -27,7 +27,8 @@ def _load_error(tmp_path: Path, content, model: str | None = SMALL_MODEL) -> str
     """Saves ``content`` as ``weights.pth`` and returns the message ``load_model`` refuses it with."""
     torch.save(content, tmp_path / "weights.pth")
     with pytest.raises(CheckpointError) as err:
-        load_model(ModelSpec(checkpoint=str(tmp_path / "weights.pth"), model=model, input_shape=SMALL_SHAPE))
+        load_model(ModelSpec(checkpoint=str(tmp_path / "weights.pth"), model=model, input_shape=SMALL_SHAPE,
+                             trust_checkpoint=True))
     assert_flags_exist(cli_message(err.value))
     return cli_message(err.value)
 
@@ -73,7 +74,8 @@ def test_wrong_input_shape_suggests_input_shape(tmp_path: Path) -> None:
     ckpt = tmp_path / "linear.pth"
     torch.save(linear_only().state_dict(), ckpt)
     with pytest.raises(CheckpointError) as err:
-        load_model(ModelSpec(checkpoint=str(ckpt), model=f"{MODELS_FILE}:linear_only", input_shape=(1, 3, 224, 224)))
+        load_model(ModelSpec(checkpoint=str(ckpt), model=f"{MODELS_FILE}:linear_only", input_shape=(1, 3, 224, 224),
+                             trust_checkpoint=True))
     message = cli_message(err.value)
     assert_flags_exist(message)
     assert str(ckpt) in message
@@ -83,7 +85,7 @@ def test_wrong_input_shape_suggests_input_shape(tmp_path: Path) -> None:
 
 def test_missing_checkpoint_is_named(tmp_path: Path) -> None:
     with pytest.raises(CheckpointError) as err:
-        load_model(ModelSpec(checkpoint=str(tmp_path / "nope.pth"), model=SMALL_MODEL))
+        load_model(ModelSpec(checkpoint=str(tmp_path / "nope.pth"), model=SMALL_MODEL, trust_checkpoint=True))
     assert f"checkpoint {tmp_path / 'nope.pth'} does not exist" in cli_message(err.value)
     assert "--checkpoint" in cli_message(err.value)
     assert_flags_exist(cli_message(err.value))
@@ -102,8 +104,10 @@ def test_corrupt_checkpoint_is_reported_as_unreadable(tmp_path: Path, state_dict
     }[damage]
     ckpt.write_bytes(content)
 
+    # Untrusted, only a built-in architecture may be named (a factory would be refused before the file is read).
+    model = SMALL_MODEL if trust else "efficientnet-lite0"
     with pytest.raises(CheckpointError) as err:
-        load_model(ModelSpec(checkpoint=str(ckpt), model=SMALL_MODEL, trust_checkpoint=trust))
+        load_model(ModelSpec(checkpoint=str(ckpt), model=model, trust_checkpoint=trust))
 
     message = cli_message(err.value)
     assert_flags_exist(message)

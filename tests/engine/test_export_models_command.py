@@ -19,7 +19,7 @@ def _export_models(trained_model: TrainedModel, checkpoint: Path, *flags: str) -
     call_command(
         "export_models",
         "--checkpoint", str(checkpoint),
-        "--model", SMALL_MODEL,
+        "--model", SMALL_MODEL, "--trust-checkpoint",
         "--input-shape", "1,3,32,32",
         "--dataset-dir", str(trained_model.dataset_dir),
         "--num-calib-samples", "16",

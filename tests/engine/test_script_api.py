@@ -18,7 +18,8 @@ from engine.conftest import TrainedModel, imagenet_input
 @pytest.fixture(scope="module")
 def exported(trained_model: TrainedModel, tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     out = tmp_path_factory.mktemp("exporter")
-    exporter = ModelExporter(trained_model.checkpoint, model=trained_model.model, input_shape=trained_model.input_shape)
+    exporter = ModelExporter(trained_model.checkpoint, model=trained_model.model, input_shape=trained_model.input_shape,
+                             trust_checkpoint=True)
     calibration = RepresentativeDataGenerator(
         trained_model.dataset_dir, num_samples=16, input_shape=trained_model.input_shape, layout="NHWC", num_workers=0
     )

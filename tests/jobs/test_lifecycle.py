@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import pytest
+from support.files import staff_member
 from django.utils import timezone
 
 from conversions.engine.config import DataSpec, ExportConfig, ModelSpec
@@ -113,11 +114,17 @@ def test_checkpoint_versions_are_numbered_per_name():
     assert Checkpoint.next_version("other") == 1
 
 
-def test_uploaded_architecture_code_needs_trust():
-    ckpt = Checkpoint(name="m", version=1, architecture="build", architecture_file="checkpoints/m/v1/model.py")
+def test_uploaded_architecture_code_needs_trust(tmp_path, settings):
+    settings.MEDIA_ROOT = tmp_path
+    (tmp_path / "checkpoints/m/v1").mkdir(parents=True)
+    (tmp_path / "checkpoints/m/v1/model.py").write_text("def build(): ...\n")
+    ckpt = Checkpoint.objects.create(name="m", version=1, architecture="build", input_shape=[1, 3, 8, 8],
+                                     architecture_file="checkpoints/m/v1/model.py")  # fmt: skip
     assert not ckpt.launchable
-    ckpt.trusted = True
-    assert ckpt.launchable
+    ckpt.trusted = True  # a flag alone is not trust: it must be recorded for this version's digest
+    assert not ckpt.launchable and ckpt.model_spec().trust_checkpoint is False
+    ckpt.trust(staff_member())
+    assert ckpt.launchable and ckpt.trusted_by.username == "trusting-staff" and ckpt.trusted_at is not None
     assert ckpt.model_spec().trust_checkpoint is True
 
 

@@ -286,7 +286,7 @@ def export_detector(checkpoint: Path, dataset: Path, head: str, out: Path, calib
 
     config = ExportConfig(
         model=ModelSpec(checkpoint=str(checkpoint), model=f"{Path(__file__).resolve()}:build",
-                        input_shape=(1, 3, INPUT_SIZE, INPUT_SIZE)),
+                        input_shape=(1, 3, INPUT_SIZE, INPUT_SIZE), trust_checkpoint=True),
         data=DataSpec(dataset_dir=str(dataset), num_calib_samples=calib, num_eval_samples=evaluate),
         task=task, detect_head=head, variants=("none", "int8"), output_dir=str(out), force=True,
     )

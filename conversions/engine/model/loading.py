@@ -3,9 +3,15 @@
 Routes, chosen from the file and ``--model``:
 - a state dict (possibly wrapped in ``{"state_dict": ...}``/``{"model": ...}``, with ``module.`` prefixes)
   loaded into the architecture a factory builds (``pkg.mod:factory``, ``file.py:factory`` or a built-in);
-- a ``torch.export`` program (``.pt2``), which carries its own graph;
+- a ``torch.export`` program (``.pt2``), which carries its own graph (checked first by ``pt2_archive``);
 - a whole pickled ``nn.Module``, only with ``trust_checkpoint`` because unpickling runs code;
 - a built-in name with no checkpoint: the packaged pretrained weights.
+
+Every route that runs code from outside the engine needs ``trust_checkpoint`` (``code_to_trust`` says which
+and why): an architecture that is not a built-in name (a file or a module is imported and its factory
+called), a ``.pt2`` program with pickled or opaque payloads (``torch.export.load`` unpickles what the archive
+declares) and a pickled module. The CLI's ``--trust-checkpoint`` and a staff member's trust in the portal
+set it; nothing else does.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ import torch.nn as nn
 from conversions.engine.config import ModelSpec
 from conversions.engine.errors import CheckpointError
 from conversions.engine.model.builtin import BUILTIN_MODELS, get_builtin
+from conversions.engine.model.pt2_archive import pickled_payloads
 
 log = logging.getLogger("quantweb.engine")
 
@@ -44,8 +51,36 @@ class LoadedModel:
     preprocess_hint: str | None = None
 
 
+def code_to_trust(spec: ModelSpec) -> list[str]:
+    """Why loading ``spec`` would run code that did not ship with the engine (empty: nothing would)."""
+    reasons = []
+    if spec.model and get_builtin(spec.model) is None:
+        reasons.append(f"the architecture {spec.model!r} is imported and its factory called")
+    if spec.checkpoint and Path(spec.checkpoint).suffix.lower() == ".pt2" and Path(spec.checkpoint).is_file():
+        pickled = pickled_payloads(Path(spec.checkpoint))
+        if pickled:
+            reasons.append(
+                f"the torch.export program {Path(spec.checkpoint).name} carries payloads that loading unpickles "
+                f"({_few(pickled, 3)})"
+            )
+    return reasons
+
+
+def require_trust(spec: ModelSpec) -> None:
+    """Refuses, before anything is imported or unpickled, a spec that runs code without ``trust_checkpoint``."""
+    reasons = code_to_trust(spec)
+    if reasons and not spec.trust_checkpoint:
+        raise CheckpointError(
+            f"refused to load: {'; '.join(reasons)}, which runs code from outside quantweb. It needs "
+            "{trust_checkpoint} first, given only for files and code whose source you trust; a state dict "
+            f"with a built-in architecture ({', '.join(BUILTIN_MODELS)}) needs no trust.",
+            field="trust_checkpoint",
+        )
+
+
 def load_model(spec: ModelSpec) -> LoadedModel:
     """Loads and checks the model; every failure is a ``CheckpointError`` naming the file, key or module."""
+    require_trust(spec)
     builtin = get_builtin(spec.model)
     if spec.checkpoint is None:
         if builtin is None:

@@ -72,7 +72,8 @@ class Command(BaseCommand):
         size.add_argument("--input-size", type=int, default=224, help="square input side (default 224)")
         size.add_argument("--input-shape", help="N,C,H,W for any other shape, e.g. 1,1,28,28")
         model.add_argument("--trust-checkpoint", action="store_true",
-                           help="allow unpickling a whole nn.Module (runs code from the file)")
+                           help="allow what runs code: unpickling a whole nn.Module, a .pt2 with pickled payloads, "
+                           "a --model that is not a built-in name (a module or .py file is imported)")
         model.add_argument("--task", default="auto", choices=TASKS,
                            help="detect: YOLO-style [B, 4+classes, N] output, head made int8-safe, verified by mAP; "
                            "auto: detect for an Ultralytics checkpoint or a YOLO dataset with such an output")

@@ -26,7 +26,7 @@ def same_pad_spec(tmp_path_factory: pytest.TempPathFactory) -> ModelSpec:
     torch.manual_seed(0)
     ckpt = tmp_path_factory.mktemp("same_pad") / "same_pad.pth"
     torch.save(same_pad_net().state_dict(), ckpt)
-    return ModelSpec(str(ckpt), f"{MODELS_FILE}:same_pad_net", input_shape=SAME_PAD_SHAPE)
+    return ModelSpec(str(ckpt), f"{MODELS_FILE}:same_pad_net", input_shape=SAME_PAD_SHAPE, trust_checkpoint=True)
 
 
 @pytest.fixture(scope="module")

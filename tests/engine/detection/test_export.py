@@ -94,7 +94,7 @@ def test_export_models_detects_a_yolo_dataset_and_reports_map(detector_checkpoin
     out = tmp_path / "cli"
     printed = io.StringIO()
     call_command(
-        "export_models", "--checkpoint", str(detector_checkpoint), "--model", f"{synthetic.__file__}:build",
+        "export_models", "--checkpoint", str(detector_checkpoint), "--model", f"{synthetic.__file__}:build", "--trust-checkpoint",
         "--input-size", str(INPUT_SIZE), "--dataset-dir", str(shapes_dataset), "--num-calib-samples", "30",
         "--num-eval-samples", "20", "--output-dir", str(out), "--no-record", stdout=printed, stderr=io.StringIO(),
     )

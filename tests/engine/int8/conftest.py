@@ -28,7 +28,7 @@ EVAL = 188
 
 def spiky_config(checkpoint: Path, output: Path, **kwargs: Any) -> ExportConfig:
     return ExportConfig(
-        model=ModelSpec(checkpoint=str(checkpoint), model=SPIKY_MODEL, input_shape=SPIKY_SHAPE),
+        model=ModelSpec(checkpoint=str(checkpoint), model=SPIKY_MODEL, input_shape=SPIKY_SHAPE, trust_checkpoint=True),
         data=DataSpec(dataset_dir=str(PHOTOS), num_calib_samples=CALIB, num_eval_samples=EVAL),
         variants=("int8",),
         output=str(output),

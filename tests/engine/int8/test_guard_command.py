@@ -40,7 +40,7 @@ def test_a_budget_that_cannot_be_met_exits_non_zero_and_never_writes_the_asked_n
     output = tmp_path / "spiky.tflite"
     with pytest.raises(CommandError) as err:
         call_command(
-            "export_models", "--checkpoint", str(spiky_checkpoint), "--model", SPIKY_MODEL,
+            "export_models", "--checkpoint", str(spiky_checkpoint), "--model", SPIKY_MODEL, "--trust-checkpoint",
             "--input-shape", "1,3,32,32", "--quantize", "int8", "--dataset-dir", str(PHOTOS),
             "--num-calib-samples", "100", "--num-eval-samples", "188", "--output", str(output),
             "--max-drop", "0", "--max-fallback", "0.1", "--no-record",

@@ -73,7 +73,8 @@ def test_state_dict_with_file_path_factory(tmp_path: Path) -> None:
     ckpt = tmp_path / "net.pth"
     torch.save(net.state_dict(), ckpt)
 
-    loaded = load_model(ModelSpec(checkpoint=str(ckpt), model=f"{MODELS_FILE}:small_convnet", input_shape=SMALL_SHAPE))
+    loaded = load_model(ModelSpec(checkpoint=str(ckpt), model=f"{MODELS_FILE}:small_convnet", input_shape=SMALL_SHAPE,
+                                  trust_checkpoint=True))
 
     assert loaded.route == "state_dict"
     assert not loaded.module.training
@@ -85,7 +86,8 @@ def test_state_dict_with_package_module_factory(tmp_path: Path, user_package) ->
     ckpt = tmp_path / "tiny.pth"
     torch.save(net.state_dict(), ckpt)
 
-    loaded = load_model(ModelSpec(checkpoint=str(ckpt), model="qw_user_arch.nets:build", input_shape=SMALL_SHAPE))
+    loaded = load_model(ModelSpec(checkpoint=str(ckpt), model="qw_user_arch.nets:build", input_shape=SMALL_SHAPE,
+                                  trust_checkpoint=True))
 
     assert loaded.route == "state_dict"
     assert type(loaded.module).__name__ == "TinyNet"
@@ -99,7 +101,8 @@ def test_model_kwargs_reach_the_factory(tmp_path: Path, user_package) -> None:
     torch.save(user_package.build(num_classes=7).state_dict(), ckpt)
 
     loaded = load_model(
-        ModelSpec(checkpoint=str(ckpt), model="qw_user_arch.nets:build", model_kwargs=kwargs, input_shape=SMALL_SHAPE)
+        ModelSpec(checkpoint=str(ckpt), model="qw_user_arch.nets:build", model_kwargs=kwargs, input_shape=SMALL_SHAPE,
+                  trust_checkpoint=True)
     )
 
     with torch.no_grad():
@@ -120,7 +123,8 @@ def test_wrapped_checkpoints_load(tmp_path: Path, wrap) -> None:
     ckpt = tmp_path / "wrapped.pth"
     torch.save(wrap(net.state_dict()), ckpt)
 
-    loaded = load_model(ModelSpec(checkpoint=str(ckpt), model=f"{MODELS_FILE}:small_convnet", input_shape=SMALL_SHAPE))
+    loaded = load_model(ModelSpec(checkpoint=str(ckpt), model=f"{MODELS_FILE}:small_convnet", input_shape=SMALL_SHAPE,
+                                  trust_checkpoint=True))
 
     _assert_same_outputs(loaded.module, net)
 
@@ -167,7 +171,7 @@ def test_pickled_module_loads_with_trust(tmp_path: Path, user_package) -> None:
 def _checkpoint_for_route(route: str, net: torch.nn.Module, folder: Path) -> ModelSpec:
     if route == "state_dict":
         torch.save(net.state_dict(), folder / "tiny.pth")
-        return ModelSpec(str(folder / "tiny.pth"), "qw_user_arch.nets:build", input_shape=SMALL_SHAPE)
+        return ModelSpec(str(folder / "tiny.pth"), "qw_user_arch.nets:build", input_shape=SMALL_SHAPE, trust_checkpoint=True)
     if route == "exported_program":
         torch.export.save(torch.export.export(net, (torch.zeros(SMALL_SHAPE),)), str(folder / "tiny.pt2"))
         return ModelSpec(str(folder / "tiny.pt2"))
