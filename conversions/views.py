@@ -12,7 +12,8 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 from redis.exceptions import RedisError
 
-from conversions import queue, report_pages
+from conversions import queue, report_pages, run_actions
+from conversions.downloads import artifact_download
 from conversions.engine.errors import QuantwebError
 from conversions.engine.report.results import ExportReport
 from conversions.forms import CheckpointForm, DatasetForm, NewRunForm
@@ -201,35 +202,29 @@ def new_run(request: HttpRequest) -> HttpResponse:
 @require_POST
 def cancel_run(request: HttpRequest, pk: int) -> HttpResponse:
     run = get_object_or_404(ConversionRun, pk=pk)
-    if run.cancel(reason=f"Cancelled by {request.user.get_username()}."):
-        messages.info(request, f"Run {run.pk} cancelled.")
+    try:
+        run_actions.cancel_run(run, request.user)
+    except run_actions.ActionRefused as err:
+        messages.warning(request, str(err))
     else:
-        messages.warning(request, f"Run {run.pk} had already ended ({run.status}).")
+        messages.info(request, f"Run {run.pk} cancelled.")
     return redirect(run)
 
 
 @require_POST
 def rerun(request: HttpRequest, pk: int) -> HttpResponse:
-    run = get_object_or_404(ConversionRun, pk=pk)
-    if run.checkpoint is None:
-        messages.error(request, "CLI runs without a registered checkpoint cannot be re-run here.")
+    run = get_object_or_404(ConversionRun.objects.select_related("checkpoint"), pk=pk)
+    try:
+        new = run_actions.rerun(run, request.user)
+    except run_actions.ActionRefused as err:
+        messages.error(request, str(err))
         return redirect(run)
-    if not run.checkpoint.launchable:
-        messages.error(request, f"{run.checkpoint} must be marked trusted by staff before it can run.")
-        return redirect(run)
-    new = run.relaunch(user=request.user)
     messages.success(request, f"Run {new.pk} queued (a re-run of run {run.pk}).")
     return redirect(new)
 
 
 def download(request: HttpRequest, pk: int, filename: str) -> FileResponse:
-    artifact = get_object_or_404(Artifact, pk=pk, filename=filename)
-    path = artifact.file_path
-    if not path.is_file():
-        raise Http404(f"{artifact.filename} is recorded but its file is missing from {path.parent}")
-    response = FileResponse(open(path, "rb"), as_attachment=True, filename=artifact.filename)
-    response["X-Checksum-SHA256"] = artifact.sha256
-    return response
+    return artifact_download(get_object_or_404(Artifact, pk=pk, filename=filename))
 
 
 def dataset_list(request: HttpRequest) -> HttpResponse:
