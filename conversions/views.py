@@ -6,7 +6,7 @@ import logging
 
 from django.contrib import messages
 from django.core.paginator import Paginator
-from django.db.models import Count, Q
+from django.db.models import Count
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
@@ -43,27 +43,8 @@ def _reap(request: HttpRequest) -> None:
 
 def history(request: HttpRequest) -> HttpResponse:
     _reap(request)
-    runs = ConversionRun.objects.for_list()
-    filters = {
-        "status": request.GET.get("status", ""),
-        "model": request.GET.get("model", ""),
-        "dataset": request.GET.get("dataset", ""),
-        "variant": request.GET.get("variant", ""),
-        "user": request.GET.get("user", ""),
-    }
-    if filters["status"]:
-        runs = runs.filter(status=filters["status"])
-    if filters["model"]:
-        runs = runs.filter(model_name=filters["model"])
-    if filters["dataset"]:
-        runs = runs.filter(dataset_name=filters["dataset"])
-    if filters["variant"]:
-        v = filters["variant"]
-        runs = runs.filter(
-            Q(variants=v) | Q(variants__startswith=f"{v},") | Q(variants__endswith=f",{v}") | Q(variants__contains=f",{v},")
-        )
-    if filters["user"]:
-        runs = runs.filter(created_by__username=filters["user"])
+    filters = {key: request.GET.get(key, "") for key in ("status", "model", "dataset", "variant", "user")}
+    runs = ConversionRun.objects.for_list().matching(**filters)
     page = Paginator(runs, PAGE_SIZE).get_page(request.GET.get("page"))
     query = "&".join(f"{k}={v}" for k, v in filters.items() if v)
     selected, _ = _run_ids(request.GET.getlist("selected"))
