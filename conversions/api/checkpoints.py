@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.http import HttpRequest
 from django.shortcuts import get_object_or_404
-from ninja import File, Form, Router, UploadedFile
+from ninja import File, Form, Router, Status, UploadedFile
 
 from conversions.api.errors import form_error
 from conversions.api.links import api_url
@@ -56,7 +56,7 @@ def create_checkpoint(
     form = CheckpointForm(data, request.FILES, user=request.user)
     if not form.is_valid():
         raise form_error(form)
-    return 201, checkpoint_out(request, form.save())
+    return Status(201, checkpoint_out(request, form.save()))
 
 
 @router.get("/{pk}/", response={200: CheckpointOut, 404: ErrorOut}, url_name="checkpoint")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.http import HttpRequest
 from django.shortcuts import get_object_or_404
-from ninja import File, Form, Router, UploadedFile
+from ninja import File, Form, Router, Status, UploadedFile
 
 from conversions.api.errors import form_error
 from conversions.api.links import api_url
@@ -46,7 +46,7 @@ def create_dataset(
     dataset = form.register() if form.is_valid() else None
     if dataset is None:
         raise form_error(form)
-    return 201, dataset_out(request, dataset)
+    return Status(201, dataset_out(request, dataset))
 
 
 @router.get("/{pk}/", response={200: DatasetOut, 404: ErrorOut}, url_name="dataset")

@@ -8,7 +8,7 @@ import logging
 from django.core.paginator import EmptyPage, Paginator
 from django.http import HttpRequest
 from django.shortcuts import get_object_or_404
-from ninja import Query, Router, Schema
+from ninja import Query, Router, Schema, Status
 from redis.exceptions import RedisError
 
 from conversions import run_actions
@@ -60,7 +60,7 @@ def create_run(request: HttpRequest, payload: RunIn):
         run = form.launch(request.user)
     except QuantwebError as err:
         raise engine_error(err) from None
-    return 201, _created(request, run)
+    return Status(201, _created(request, run))
 
 
 @router.get("/", response={200: RunPage, 400: ErrorOut, 404: ErrorOut}, url_name="runs")
@@ -129,7 +129,7 @@ def cancel_run(request: HttpRequest, pk: int):
 def rerun(request: HttpRequest, pk: int):
     """A new run with the same checkpoint, dataset and settings (its owner or staff)."""
     run = get_object_or_404(ConversionRun.objects.select_related("checkpoint"), pk=pk)
-    return 201, _created(request, run_actions.rerun(run, request.user))
+    return Status(201, _created(request, run_actions.rerun(run, request.user)))
 
 
 @router.get("/{pk}/report.json", response={200: None, 404: ErrorOut}, url_name="run_report")
