@@ -75,7 +75,10 @@ def install(api: "NinjaAPI") -> None:
 
     @api.exception_handler(HttpError)
     def http_error(request, exc: HttpError):
-        return answer(request, exc.status_code, str(exc))
+        message = str(exc)
+        if message == "Cannot parse request body":  # django-ninja's words for a body that is not JSON
+            message = "The request body is not a JSON object; send one with 'Content-Type: application/json'."
+        return answer(request, exc.status_code, message)
 
     @api.exception_handler(ValidationError)
     def invalid(request, exc: ValidationError):

@@ -52,7 +52,7 @@ def _created(request: HttpRequest, run: ConversionRun) -> RunCreatedOut:
 @router.post("/", response={201: RunCreatedOut, 400: ErrorOut}, url_name="runs_new")
 def create_run(request: HttpRequest, payload: RunIn):
     """Queues a run, validated by the new-run form (the same fields, limits and trust rule)."""
-    data = {k: v for k, v in payload.dict().items() if v is not None}
+    data = {k: v for k, v in payload.model_dump().items() if v is not None}
     form = NewRunForm(data)
     if not form.is_valid():
         raise form_error(form)
@@ -68,7 +68,7 @@ def list_runs(request: HttpRequest, filters: Query[RunFilters]):
     """Runs, newest first, ``page_size`` (at most 100) a page; filtered as on the history page."""
     if not 1 <= filters.page_size <= MAX_PAGE_SIZE:
         raise ApiError(400, f"page_size must be between 1 and {MAX_PAGE_SIZE}.", "page_size")
-    runs = ConversionRun.objects.for_list().matching(**filters.dict(exclude={"page", "page_size"}))
+    runs = ConversionRun.objects.for_list().matching(**filters.model_dump(exclude={"page", "page_size"}))
     paginator = Paginator(runs, filters.page_size)
     try:
         page = paginator.page(filters.page)
