@@ -122,7 +122,7 @@ QUANTWEB_DATASET_ROOTS = [
     Path(p) for p in os.environ.get("QUANTWEB_DATASET_ROOTS", str(BASE_DIR / "demo")).split(os.pathsep) if p
 ]
 QUANTWEB_THUMBNAILS = 8
-QUANTWEB_API_RATE = os.environ.get("QUANTWEB_API_RATE", "600/m")  # requests per API token
+QUANTWEB_API_RATE = os.environ.get("QUANTWEB_API_RATE", "600/m")  # API requests per user, in the cache
 
 LOGGING = {
     "version": 1,

@@ -1,4 +1,4 @@
-"""The ``NinjaAPI`` of ``/api/v1/``: token auth on every endpoint, one error shape, a rate limit per token,
+"""The ``NinjaAPI`` of ``/api/v1/``: token auth on every endpoint, one error shape, a rate limit per user,
 the OpenAPI document at ``openapi.json`` and the browsable docs at ``docs`` (for a token or a session)."""
 
 from __future__ import annotations

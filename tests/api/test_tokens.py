@@ -103,3 +103,13 @@ def test_a_deactivated_users_token_answers_401(api_as, alice):
     alice.is_active = False
     alice.save()
     assert api.get("/runs/").status_code == 401
+
+
+def test_staff_revoke_tokens_in_the_admin(admin_client, alice, live_server, media):
+    row, token = ApiToken.issue(alice, name="old laptop")
+    page = admin_client.get("/admin/conversions/apitoken/")
+    assert page.status_code == 200 and row.prefix in page.content.decode() and token not in page.content.decode()
+    admin_client.post("/admin/conversions/apitoken/", {"action": "revoke", "_selected_action": [row.pk]})
+    row.refresh_from_db()
+    assert row.revoked is not None
+    assert Client(live_server.url, token).get("/runs/").status_code == 401
