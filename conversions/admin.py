@@ -10,7 +10,7 @@ from django.contrib import admin, messages
 from django.contrib.admin.models import CHANGE, LogEntry
 from django.utils.html import format_html
 
-from conversions.models import Artifact, Checkpoint, ConversionRun, Dataset
+from conversions.models import ApiToken, Artifact, Checkpoint, ConversionRun, Dataset
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -143,3 +143,18 @@ class ArtifactAdmin(ReadOnlyAdmin):
     @admin.display(description="run")
     def run_link(self, obj):
         return format_html('<a href="{}">run {}</a>', obj.run.get_absolute_url(), obj.run_id)
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(ReadOnlyAdmin):
+    """Staff see every user's tokens (never the token: only its prefix and digest are stored) and revoke them."""
+
+    list_display = ("prefix", "user", "name", "created", "last_used", "revoked")
+    list_filter = ("revoked", "created")
+    search_fields = ("prefix", "user__username", "name")
+    actions = ["revoke"]
+
+    @admin.action(description="Revoke the selected tokens")
+    def revoke(self, request, queryset):
+        revoked = sum(token.revoke() for token in queryset)
+        self.message_user(request, f"Revoked {revoked} token(s); requests with them now answer 401.", messages.INFO)

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from conversions import views
+from conversions import token_views, views
 
 app_name = "conversions"
 
@@ -21,4 +21,6 @@ urlpatterns = [
     path("checkpoints/", views.checkpoint_list, name="checkpoints"),
     path("checkpoints/new/", views.checkpoint_new, name="checkpoint_new"),
     path("checkpoints/<int:pk>/", views.checkpoint_detail, name="checkpoint"),
+    path("tokens/", token_views.token_list, name="tokens"),
+    path("tokens/<int:pk>/revoke/", token_views.token_revoke, name="token_revoke"),
 ]

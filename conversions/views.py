@@ -7,13 +7,14 @@ from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.core.paginator import Paginator
-from django.db.models import Count, Q
+from django.db.models import Count
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 from redis.exceptions import RedisError
 
-from conversions import queue, report_pages
+from conversions import queue, report_pages, run_actions
+from conversions.downloads import artifact_download
 from conversions.engine.errors import QuantwebError
 from conversions.engine.report.results import ExportReport
 from conversions.forms import CheckpointForm, DatasetForm, NewRunForm
@@ -43,21 +44,8 @@ def _reap(request: HttpRequest) -> None:
 
 def history(request: HttpRequest) -> HttpResponse:
     _reap(request)
-    runs = ConversionRun.objects.for_list()
-    filters = {name: _text_param(request, name) for name in ("status", "model", "dataset", "variant", "user")}
-    if filters["status"]:
-        runs = runs.filter(status=filters["status"])
-    if filters["model"]:
-        runs = runs.filter(model_name=filters["model"])
-    if filters["dataset"]:
-        runs = runs.filter(dataset_name=filters["dataset"])
-    if filters["variant"]:
-        v = filters["variant"]
-        runs = runs.filter(
-            Q(variants=v) | Q(variants__startswith=f"{v},") | Q(variants__endswith=f",{v}") | Q(variants__contains=f",{v},")
-        )
-    if filters["user"]:
-        runs = runs.filter(created_by__username=filters["user"])
+    filters = {key: request.GET.get(key, "") for key in ("status", "model", "dataset", "variant", "user")}
+    runs = ConversionRun.objects.for_list().matching(**filters)
     page = Paginator(runs, PAGE_SIZE).get_page(request.GET.get("page"))
     query = urlencode({k: v for k, v in filters.items() if v})
     selected, _ = _run_ids(request.GET.getlist("selected"))
@@ -215,19 +203,21 @@ def new_run(request: HttpRequest) -> HttpResponse:
 @require_POST
 def cancel_run(request: HttpRequest, pk: int) -> HttpResponse:
     run = get_object_or_404(ConversionRun, pk=pk)
-    if run.cancel_by(request.user):
-        messages.info(request, f"Run {run.pk} cancelled.")
+    try:
+        run_actions.cancel_run(run, request.user)
+    except run_actions.ActionRefused as err:
+        messages.warning(request, str(err))
     else:
-        messages.warning(request, f"Run {run.pk} had already ended ({run.status}).")
+        messages.info(request, f"Run {run.pk} cancelled.")
     return redirect(run)
 
 
 @require_POST
 def rerun(request: HttpRequest, pk: int) -> HttpResponse:
-    run = get_object_or_404(ConversionRun, pk=pk)
+    run = get_object_or_404(ConversionRun.objects.select_related("checkpoint"), pk=pk)
     try:
-        new = run.relaunch(request.user)
-    except ValueError as err:
+        new = run_actions.rerun(run, request.user)
+    except run_actions.ActionRefused as err:
         messages.error(request, str(err))
         return redirect(run)
     messages.success(request, f"Run {new.pk} queued (a re-run of run {run.pk}).")
@@ -235,13 +225,7 @@ def rerun(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 def download(request: HttpRequest, pk: int, filename: str) -> FileResponse:
-    artifact = get_object_or_404(Artifact, pk=pk, filename=filename)
-    path = artifact.file_path
-    if not path.is_file():
-        raise Http404(f"{artifact.filename} is recorded but its file is missing from {path.parent}")
-    response = FileResponse(open(path, "rb"), as_attachment=True, filename=artifact.filename)
-    response["X-Checksum-SHA256"] = artifact.sha256
-    return response
+    return artifact_download(get_object_or_404(Artifact, pk=pk, filename=filename))
 
 
 def dataset_list(request: HttpRequest) -> HttpResponse:

@@ -28,6 +28,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "django_rq",
+    "ninja",  # serves the API docs' Swagger UI from its own static files, not a CDN
     "conversions",
 ]
 
@@ -125,6 +126,7 @@ QUANTWEB_DATASET_ROOTS = [
     Path(p) for p in os.environ.get("QUANTWEB_DATASET_ROOTS", str(BASE_DIR / "demo")).split(os.pathsep) if p
 ]
 QUANTWEB_THUMBNAILS = 8
+QUANTWEB_API_RATE = os.environ.get("QUANTWEB_API_RATE", "600/m")  # API requests per user, in the cache
 
 LOGGING = {
     "version": 1,

@@ -8,8 +8,10 @@ from conversions.models.checkpoint import (
 )
 from conversions.models.dataset import Dataset
 from conversions.models.run import ConversionRun, RunQuerySet
+from conversions.models.token import ApiToken
 
 __all__ = [
+    "ApiToken",
     "VARIANT_CHOICES",
     "Artifact",
     "Checkpoint",

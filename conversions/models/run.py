@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.db import models, transaction
-from django.db.models import F, Value
+from django.db.models import F, Q, Value
 from django.db.models.fields.json import KeyTransform
 from django.db.models.functions import Concat
 from django.urls import reverse
@@ -64,6 +64,23 @@ class RunQuerySet(models.QuerySet):
 
     def active(self) -> "RunQuerySet":
         return self.filter(status__in=ConversionRun.ACTIVE)
+
+    def matching(self, *, status: str = "", model: str = "", dataset: str = "", variant: str = "",
+                 user: str = "") -> "RunQuerySet":
+        """The history page's and the API's filters; each one an indexed column (empty means any)."""
+        runs = self
+        if status:
+            runs = runs.filter(status=status)
+        if model:
+            runs = runs.filter(model_name=model)
+        if dataset:
+            runs = runs.filter(dataset_name=dataset)
+        if variant:
+            runs = runs.filter(Q(variants=variant) | Q(variants__startswith=f"{variant},")
+                               | Q(variants__endswith=f",{variant}") | Q(variants__contains=f",{variant},"))
+        if user:
+            runs = runs.filter(created_by__username=user)
+        return runs
 
 
 
