@@ -44,7 +44,7 @@ def _reap(request: HttpRequest) -> None:
 
 def history(request: HttpRequest) -> HttpResponse:
     _reap(request)
-    filters = {key: request.GET.get(key, "") for key in ("status", "model", "dataset", "variant", "user")}
+    filters = {key: _text_param(request, key) for key in ("status", "model", "dataset", "variant", "user")}
     runs = ConversionRun.objects.for_list().matching(**filters)
     page = Paginator(runs, PAGE_SIZE).get_page(request.GET.get("page"))
     query = urlencode({k: v for k, v in filters.items() if v})

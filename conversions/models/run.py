@@ -67,7 +67,11 @@ class RunQuerySet(models.QuerySet):
 
     def matching(self, *, status: str = "", model: str = "", dataset: str = "", variant: str = "",
                  user: str = "") -> "RunQuerySet":
-        """The history page's and the API's filters; each one an indexed column (empty means any)."""
+        """The history page's and the API's filters; each one an indexed column (empty means any). Values
+        are cut to 200 characters and lose NUL bytes, which PostgreSQL refuses in a query (no 500)."""
+        status, model, dataset, variant, user = (
+            value[:200].replace("\x00", "").strip() for value in (status, model, dataset, variant, user)
+        )
         runs = self
         if status:
             runs = runs.filter(status=status)

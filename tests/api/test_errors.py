@@ -79,7 +79,7 @@ def test_a_run_of_untrusted_uploaded_code_is_refused_as_on_the_page(api_as, alic
     assert response.json()["trusted"] is False, "only staff may trust"
     message = _error(api.post("/runs/", json={"checkpoint": response.json()["id"], "dataset": pets.pk}), 400,
                      "checkpoint")  # fmt: skip
-    assert "must mark it trusted" in message
+    assert "a staff member must trust the checkpoint" in message
 
 
 @pytest.mark.parametrize("data,files,field,words", [
