@@ -32,9 +32,45 @@ def variant_row(v: VariantReport, float_latency: float | None) -> dict[str, str]
         "top-5": _pct(fid.top5_agreement) if fid else "-",
         "SQNR dB": f"{fid.sqnr_db:.1f}" if fid else "-",
         "integer-only": "yes" if v.fully_integer else "no",
+        **_micro_cells(v),
         **_accuracy_cells(v),
         **_extra_latency_cells(v),
     }
+
+
+def micro_cell(v: VariantReport) -> str | None:
+    """The TFLite Micro arena, "unsupported" or None when the file was not tried there."""
+    micro = v.targets.tflite_micro if v.targets else None
+    if micro is None:
+        return None
+    return _mb(micro.arena_bytes) if micro.supported else "unsupported"
+
+
+def _micro_cells(v: VariantReport) -> dict[str, str]:
+    cell = micro_cell(v)
+    return {"TFLM arena": cell} if cell else {}
+
+
+def device_lines(report: ExportReport) -> list[str]:
+    """What the files' metadata says and how each int8 file fares in TFLite Micro, one line each."""
+    lines = []
+    for v in report.variants:
+        if v.metadata is not None:
+            meta = v.metadata.metadata
+            image = meta.inputs[0] if meta.inputs else None
+            size = "x".join(str(d) for d in image.image_size) if image and image.image_size else "-"
+            labels = f", {v.metadata.labels_count} labels" if v.metadata.labels_file else ", no labels"
+            norm = f", mean {_floats(image.mean)} std {_floats(image.std)}" if image and image.mean else ""
+            lines.append(f"{v.variant} metadata: {size} {image.color_space if image else ''}{norm}{labels} "
+                         f"(read back{' and outputs unchanged' if v.metadata.outputs_unchanged else ''})")  # fmt: skip
+        micro = v.targets.tflite_micro if v.targets else None
+        if micro is not None:
+            lines.append(f"{v.variant} on TFLite Micro: {micro.message}")
+    return lines
+
+
+def _floats(values: Sequence[float]) -> str:
+    return "[" + ", ".join(f"{x:.2f}" for x in values) + "]"
 
 
 def _accuracy_cells(v: VariantReport) -> dict[str, str]:
@@ -90,6 +126,7 @@ def format_summary(report: ExportReport) -> str:
     for v in report.variants:
         if v.float_ops and v.variant in ("int8", "int16x8"):
             lines.append(f"{v.variant}: {len(v.float_ops)} op(s) compute in float: {', '.join(v.float_ops[:5])}")
+    lines.extend(device_lines(report))
     for v in report.variants:
         if v.guard and v.guard.message:
             lines.append(f"{v.variant} accuracy guard: {render(v.guard.message)}")
