@@ -52,7 +52,7 @@ the pipeline's stages, in the order a run goes through them::
       samples.py       side-by-side pictures of PyTorch's and a variant's boxes
     verify/          every variant against PyTorch
       interpreter.py   running .tflite files: outputs, latency, integer-only audit
-      metrics.py       top-1 / confident / top-5 agreement, SQNR
+      metrics.py       top-1 / confident / top-5 agreement, SQNR, the Wilson interval of an agreement
       accuracy.py      labeled top-1 / top-5
       variants.py      every built variant verified on the run's held-out inputs
       micro.py         int8 files in the TFLite Micro interpreter: missing ops, arena, exactness (crash-isolated)
@@ -68,6 +68,8 @@ the pipeline's stages, in the order a run goes through them::
       outputs.py       every file planned before the work, written atomically at the end
       atomic.py        atomic, never-overwriting writes
       summary.py       the table the CLI prints and report.md embeds
+      tables.py        the rows of the variants, per-layer and disagreement tables
+      html_tables.py   those tables as HTML: report.html and the portal's pages share them
       charts.py        plotly figures shared by report.html and the portal
       files.py         report.md and a self-contained report.html
 """

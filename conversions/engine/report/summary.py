@@ -65,7 +65,7 @@ def device_lines(report: ExportReport) -> list[str]:
                          f"(read back{' and outputs unchanged' if v.metadata.outputs_unchanged else ''})")  # fmt: skip
         micro = v.targets.tflite_micro if v.targets else None
         if micro is not None:
-            lines.append(f"{v.variant} on TFLite Micro: {micro.message}")
+            lines.append(f"{v.variant}: {micro.message}")
     return lines
 
 
