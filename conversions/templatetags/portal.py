@@ -19,19 +19,9 @@ def humanize_key(key: str) -> str:
 
 @register.filter
 def kv_value(value: Any) -> str:
-    if value is None:
-        return "—"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    if isinstance(value, list):
-        if len(value) > 12:
-            return ", ".join(str(v) for v in value[:12]) + f", … ({len(value)} in all)"
-        return ", ".join(str(v) for v in value) or "—"
     if isinstance(value, dict):
         return json.dumps(value, default=str)[:400]
-    return str(value)
+    return html_tables.value_text(value)
 
 
 @register.filter

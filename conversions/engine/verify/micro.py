@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from conversions.engine.report.device_results import MicroTarget
+from conversions.engine.report.html_tables import file_size
 
 MICRO_SAMPLES = 4
 """Held-out inputs run in TFLite Micro: its reference kernels are slow (about a second for EfficientNet-Lite0)."""
@@ -62,9 +63,7 @@ def micro_readiness(model: bytes, inputs: np.ndarray, samples: int = MICRO_SAMPL
 
 
 def _size(n: int | None) -> str:
-    if n is None:
-        return "unknown"
-    return f"{n / 1e6:.2f} MB" if n >= 100_000 else f"{n / 1e3:.1f} kB"
+    return "unknown" if n is None else f"{file_size(n)} ({n:,} bytes)"
 
 
 def _litert_reference(model: bytes, inputs: np.ndarray) -> tuple[list[np.ndarray], list[list[np.ndarray]], list[tuple]]:
