@@ -35,15 +35,18 @@ def micro_readiness(model: bytes, inputs: np.ndarray, samples: int = MICRO_SAMPL
     proc = ctx.Process(target=_child, args=(model, raw, len(quant), child), daemon=True)
     proc.start()
     child.close()
-    result: dict[str, Any] | None = parent.recv() if parent.poll(timeout) else None
-    proc.join(5)
-    if proc.is_alive():
+    result: dict[str, Any] | None = None
+    answered = parent.poll(timeout)
+    try:
+        result = parent.recv() if answered else None
+    except EOFError:  # the child died before answering (a crash in the native library)
+        result = None
+    if not answered:
         proc.kill()
-        proc.join()
+    proc.join()
     flash = len(model)
     if result is None:
-        why = f"did not answer within {timeout:.0f} s" if proc.exitcode is None or proc.exitcode == -9 else (
-            f"crashed (exit code {proc.exitcode})")  # fmt: skip
+        why = f"did not answer within {timeout:g} s" if not answered else f"crashed (exit code {proc.exitcode})"
         return MicroTarget(False, None, flash, (), None, None, 0, f"TFLite Micro {why}: {NOT_FOR_MICRO} as it is.")
     if result.get("error"):
         ops = tuple(result.get("missing_ops") or ())
