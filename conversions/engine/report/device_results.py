@@ -98,6 +98,8 @@ class MicroTarget:
     samples: int = 0
     message: str = ""
     """One sentence for people: why it is not for microcontrollers, or what was measured."""
+    max_abs_diff_vs_litert_reference: float | None = None
+    """The same against LiteRT's reference kernels (``BUILTIN_REF``), which TFLite Micro's kernels follow."""
 
 
 @dataclass(frozen=True)
