@@ -49,6 +49,8 @@ class LoadedModel:
     input_shape: tuple[int, ...]
     description: str
     preprocess_hint: str | None = None
+    class_names: list[str] | None = None
+    """Names by output index that come with the model (a built-in model's ImageNet classes)."""
 
 
 def code_to_trust(spec: ModelSpec) -> list[str]:
@@ -89,7 +91,8 @@ def load_model(spec: ModelSpec) -> LoadedModel:
                 f"or {{model}} with a built-in name ({', '.join(BUILTIN_MODELS)})."
             )
         module = builtin.build(pretrained=True, **spec.model_kwargs)
-        loaded = LoadedModel(module, "builtin", spec.input_shape, builtin.description, builtin.preprocess)
+        loaded = LoadedModel(module, "builtin", spec.input_shape, builtin.description, builtin.preprocess,
+                             builtin.class_names(spec.model_kwargs))  # fmt: skip
     else:
         loaded = _load_checkpoint(spec)
         if builtin is not None:
