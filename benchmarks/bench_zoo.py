@@ -100,33 +100,26 @@ def run_one(name: str, calib: int, evaluation: int, latency_runs: int) -> dict:
 
 
 def _summarise(report) -> dict:
-    by_name = {v.variant: v for v in report.variants}
-    f32, i8 = (
-        by_name.get("float32"),
-        next((v for k, v in by_name.items() if k.startswith("int8")), None),
-    )
+    i8 = next((v for v in report.variants if v.variant.startswith("int8")), None)
+    f32 = report.pytorch.float32_fidelity
     out = {
         "route": report.conversion_route.get("route"),
-        "float32_sqnr_db": f32.fidelity.sqnr_db if f32 and f32.fidelity else None,
+        "float32_sqnr_db": f32.sqnr_db if f32 else None,
         "int8": i8 is not None,
         "warnings": list(report.warnings),
     }
     if i8 is not None:
-        lat8, lat32 = i8.latency("1"), f32.latency("1") if f32 else None
+        lat8 = i8.latency("1")
+        lat32 = report.pytorch.float32_latency_ms.get("1")
+        lat32_median = lat32.median if hasattr(lat32, "median") else (lat32 or {}).get("median")
         out.update(
             fully_integer=i8.fully_integer,
             float_ops=sorted(set(i8.float_ops)),
             int8_sqnr_db=i8.fidelity.sqnr_db if i8.fidelity else None,
             int8_top1=i8.fidelity.top1_agreement if i8.fidelity else None,
             size_ratio=i8.size_ratio,
-            latency_ratio=round(lat8.median / lat32.median, 2)
-            if lat8 and lat32 and lat32.median
-            else None,
-            int8_extra={
-                k: v
-                for k, v in i8.extra.items()
-                if k in ("segmentation", "embedding", "outputs", "slower")
-            },
+            latency_ratio=round(lat8.median / lat32_median, 2) if lat8 and lat32_median else None,
+            int8_extra={k: v for k, v in i8.extra.items() if k in ("segmentation", "embedding", "outputs", "slower")},
         )
     return out
 
