@@ -52,6 +52,7 @@ the pipeline's stages, in the order a run goes through them::
       samples.py       side-by-side pictures of PyTorch's and a variant's boxes
     verify/          every variant against PyTorch
       interpreter.py   running .tflite files: outputs, latency, integer-only audit
+      native.py        native steps that can abort (XNNPACK prepare, per-layer error) run in a spawned child
       metrics.py       top-1 / confident / top-5 agreement, SQNR
       accuracy.py      labeled top-1 / top-5
       variants.py      every built variant verified on the run's held-out inputs

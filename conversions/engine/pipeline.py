@@ -34,7 +34,7 @@ from conversions.engine.progress import NullProgress, Progress, timed
 from conversions.engine.report.outputs import plan_outputs, write_outputs
 from conversions.engine.report.results import ExportReport
 from conversions.engine.variants import REFERENCE
-from conversions.engine.verify.variants import verify_variants
+from conversions.engine.verify.variants import verify_variants, xnnpack_warnings
 
 
 def run_export(config: ExportConfig, progress: Progress | None = None) -> ExportReport:
@@ -96,6 +96,7 @@ def run_export(config: ExportConfig, progress: Progress | None = None) -> Export
                 )
         if int8 is not None:
             variant_reports = [int8.annotate(v) if v.variant == "int8" else v for v in variant_reports]
+        warnings.extend(xnnpack_warnings(variant_reports))
 
         timings["calibrate_convert"] = round(sum(v for k, v in timings.items() if k.startswith("convert_")), 3)
         report = ExportReport(
@@ -105,6 +106,8 @@ def run_export(config: ExportConfig, progress: Progress | None = None) -> Export
                 "architecture": config.model.model,
                 "load_route": loaded.route,
                 "description": loaded.description,
+                "prefixes_stripped": list(loaded.prefixes_stripped),
+                "outputs": list(loaded.output_names),
                 "input_shape": list(loaded.input_shape),
                 "task": task,
             },
@@ -135,6 +138,9 @@ def _build_variants(
     expected = len(data.generator) if data.generator is not None else None
     wanted = [REFERENCE, *[v for v in config.variants if v != REFERENCE]]
     for variant in wanted:
+        if variant == REFERENCE and graph.float32_model is not None:  # the route already built and checked it
+            built[variant], notes[variant] = graph.float32_model, list(graph.float32_notes)
+            continue
         with timed(timings, f"convert_{variant}"):
             progress.stage(f"convert {variant}" + (" (calibrating)" if variant in CALIBRATED_VARIANTS else ""))
             built[variant], notes[variant] = convert_variant(
