@@ -18,6 +18,7 @@ the pipeline's stages, in the order a run goes through them::
     data/            dataset folder -> calibration stream and held-out inputs
       structure.py     DatasetStructure and the one-pass folder listing
       layouts.py       which layout a folder holds (ImageFolder, flat, list file)
+      headers.py       every file's header checked: empty, truncated and fake images listed by name
       yolo.py          YOLO folders, data.yaml, list files
       sampling.py      seeded, stratified, disjoint calibration / evaluation draws
       preprocess.py    reading and preprocessing one image (copied verbatim by standalone.py)

@@ -119,8 +119,13 @@ def convert_to_tf(
     probe = _probe_inputs(sample_inputs_nchw, input_shape)
     reference = _onnxruntime_outputs(onnx_path, probe)
     attempts: list[dict[str, Any]] = []
+    tflite_failed = False
     for i, route in enumerate(routes):
         progress.update(i / len(routes), route.name)
+        if tflite_failed and not route.onnx2tf_options:
+            # Folding constants does not change which TF ops onnx2tf emits; only its op rewrites can help now.
+            progress.log(f"route {route.name} skipped: an earlier graph failed at TFLite conversion")
+            continue
         stage = "prepare"
         try:
             route_onnx = _route_copy(onnx_path, workdir / f"route_{i}_{route.name}")
@@ -145,6 +150,7 @@ def convert_to_tf(
         except Exception as err:  # onnx2tf raises anything from ValueError to SystemExit-wrapped errors
             attempt = {"route": route.name, "ok": False, "stage": stage, "error": _short(err), **_failing_op(err)}
             attempts.append(attempt)
+            tflite_failed = tflite_failed or stage == "float32 TFLite conversion"
             at = f" at {attempt['onnx_op']}" if attempt.get("onnx_op") else ""
             nxt = "; trying the next route" if i + 1 < len(routes) else ""
             progress.log(f"route {route.name} failed in {stage}{at} ({attempt['error'][:300]}){nxt}")
