@@ -119,7 +119,7 @@ def _summarise(report) -> dict:
             int8_top1=i8.fidelity.top1_agreement if i8.fidelity else None,
             size_ratio=i8.size_ratio,
             latency_ratio=round(lat8.median / lat32_median, 2) if lat8 and lat32_median else None,
-            int8_extra={k: v for k, v in i8.extra.items() if k in ("segmentation", "embedding", "outputs", "slower")},
+            int8_extra={k: v for k, v in i8.extra.items() if k in ("outputs", "slower", "xnnpack_refused")},
         )
     return out
 
@@ -174,6 +174,10 @@ def _fmt(value, spec: str = "") -> str:
     if isinstance(value, bool):
         return "yes" if value else "no"
     return format(value, spec)
+
+
+NOTED = ("slower than float32", "XNNPACK", "per-layer error table skipped")
+"""Warnings the table's message column repeats for a model that converted."""
 
 
 def table(rows: list[dict]) -> str:

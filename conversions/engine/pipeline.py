@@ -34,7 +34,12 @@ from conversions.engine.progress import NullProgress, Progress, timed
 from conversions.engine.report.outputs import plan_outputs, write_outputs
 from conversions.engine.report.results import ExportReport
 from conversions.engine.variants import REFERENCE
-from conversions.engine.verify.variants import verify_variants, xnnpack_warnings
+from conversions.engine.verify.variants import (
+    slower_than_float,
+    slower_warnings,
+    verify_variants,
+    xnnpack_warnings,
+)
 
 
 def run_export(config: ExportConfig, progress: Progress | None = None) -> ExportReport:
@@ -96,7 +101,8 @@ def run_export(config: ExportConfig, progress: Progress | None = None) -> Export
                 )
         if int8 is not None:
             variant_reports = [int8.annotate(v) if v.variant == "int8" else v for v in variant_reports]
-        warnings.extend(xnnpack_warnings(variant_reports))
+        variant_reports = slower_than_float(variant_reports, pytorch)
+        warnings.extend(xnnpack_warnings(variant_reports) + slower_warnings(variant_reports))
 
         timings["calibrate_convert"] = round(sum(v for k, v in timings.items() if k.startswith("convert_")), 3)
         report = ExportReport(

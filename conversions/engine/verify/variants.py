@@ -213,3 +213,41 @@ def _normalisation(data: PreparedData) -> dict[str, Any]:
     """How pixels become model input; ``pixel_scale`` so it never hides the input tensor's quantization ``scale``."""
     spec = data.report.get("preprocess") or {}
     return {"mean": spec.get("mean"), "std": spec.get("std"), "pixel_scale": spec.get("scale"), "preset": spec.get("preset")}
+
+
+SLOW_INT8_OPS = ("HARD_SWISH", "PRELU", "LEAKY_RELU", "LOGISTIC", "TANH", "EXP", "DIV", "SOFTMAX", "MEAN", "POW")
+"""Ops whose int8 kernels XNNPACK lacks or runs slower than float (or that leave float islands behind)."""
+
+
+def slower_than_float(reports: list[VariantReport], pytorch: PyTorchReference, threads: str = "1") -> list[VariantReport]:
+    """Marks each variant slower than float32 at ``threads`` (``extra["slower"]``: ratio and the ops likely at fault)."""
+    base = pytorch.float32_latency_ms.get(threads)
+    base_ms = getattr(base, "median", None)
+    out = []
+    for r in reports:
+        lat = r.latency_ms.get(threads)
+        if r.variant == REFERENCE or not base_ms or lat is None or lat.median <= base_ms:
+            out.append(r)
+            continue
+        ops = {op: n for op, n in r.op_counts.items() if op in SLOW_INT8_OPS}
+        islands = sorted({f.split("(")[0] for f in r.float_ops})
+        slower = {"ratio": round(lat.median / base_ms, 2), "threads": int(threads), "ops": ops, "float_ops": islands}
+        out.append(replace(r, extra={**r.extra, "slower": slower}))
+    return out
+
+
+def slower_warnings(reports: list[VariantReport]) -> list[str]:
+    lines = []
+    for r in reports:
+        s = r.extra.get("slower")
+        if not s:
+            continue
+        named = ", ".join(f"{op} x{n}" for op, n in sorted(s["ops"].items(), key=lambda kv: -kv[1]))
+        why = f"ops responsible: {named}" if named else "no op known to be slow in int8 was found"
+        if s["float_ops"]:
+            why += f"; ops left in float between int8 ops (QUANTIZE/DEQUANTIZE at each): {', '.join(s['float_ops'])}"
+        lines.append(
+            f"{r.variant}: int8 slower than float32 ({s['ratio']}x its latency at {s['threads']} thread, XNNPACK); {why}. "
+            "On a CPU float32 may be the better file; on an integer-only accelerator the int8 one still is"
+        )
+    return lines
