@@ -19,6 +19,7 @@ the pipeline's stages, in the order a run goes through them::
     data/            dataset folder -> calibration stream and held-out inputs
       structure.py     DatasetStructure and the one-pass folder listing
       layouts.py       which layout a folder holds (ImageFolder, flat, list file)
+      headers.py       every file's header checked: empty, truncated and fake images listed by name
       yolo.py          YOLO folders, data.yaml, list files
       sampling.py      seeded, stratified, disjoint calibration / evaluation draws
       preprocess.py    reading and preprocessing one image (copied verbatim by standalone.py)
@@ -53,6 +54,7 @@ the pipeline's stages, in the order a run goes through them::
       samples.py       side-by-side pictures of PyTorch's and a variant's boxes
     verify/          every variant against PyTorch
       interpreter.py   running .tflite files: outputs, latency, integer-only audit
+      native.py        native steps that can abort (XNNPACK prepare, per-layer error) run in a spawned child
       metrics.py       top-1 / confident / top-5 agreement, SQNR, the Wilson interval of an agreement
       accuracy.py      labeled top-1 / top-5
       variants.py      every built variant verified on the run's held-out inputs

@@ -37,7 +37,12 @@ from conversions.engine.report.device_results import EmbeddedMetadata, Targets
 from conversions.engine.report.results import ExportReport, VariantReport
 from conversions.engine.tensors import to_tf_layout
 from conversions.engine.variants import REFERENCE
-from conversions.engine.verify.variants import verify_variants
+from conversions.engine.verify.variants import (
+    slower_than_float,
+    slower_warnings,
+    verify_variants,
+    xnnpack_warnings,
+)
 
 
 def run_export(config: ExportConfig, progress: Progress | None = None) -> ExportReport:
@@ -111,6 +116,8 @@ def run_export(config: ExportConfig, progress: Progress | None = None) -> Export
         variant_reports = [replace(v, metadata=embedded.get(v.variant)) for v in variant_reports]
         with timed(timings, "tflite_micro"):
             variant_reports = _micro_targets(variant_reports, built, data, graph.input_layout, progress)
+        variant_reports = slower_than_float(variant_reports, pytorch)
+        warnings.extend(xnnpack_warnings(variant_reports) + slower_warnings(variant_reports))
 
         timings["calibrate_convert"] = round(sum(v for k, v in timings.items() if k.startswith("convert_")), 3)
         report = ExportReport(
@@ -120,6 +127,8 @@ def run_export(config: ExportConfig, progress: Progress | None = None) -> Export
                 "architecture": config.model.model,
                 "load_route": loaded.route,
                 "description": loaded.description,
+                "prefixes_stripped": list(loaded.prefixes_stripped),
+                "outputs": list(loaded.output_names),
                 "input_shape": list(loaded.input_shape),
                 "task": task,
             },
@@ -150,6 +159,9 @@ def _build_variants(
     expected = len(data.generator) if data.generator is not None else None
     wanted = [REFERENCE, *[v for v in config.variants if v != REFERENCE]]
     for variant in wanted:
+        if variant == REFERENCE and graph.float32_model is not None:  # the route already built and checked it
+            built[variant], notes[variant] = graph.float32_model, list(graph.float32_notes)
+            continue
         with timed(timings, f"convert_{variant}"):
             progress.stage(f"convert {variant}" + (" (calibrating)" if variant in CALIBRATED_VARIANTS else ""))
             built[variant], notes[variant] = convert_variant(

@@ -33,6 +33,8 @@ class LatencyStats:
     p90: float = 0.0
     threads: int = 1
     runs: int = 0
+    xnnpack: bool = True
+    """False when XNNPACK refused or crashed on the model and it was timed with the reference kernels."""
 
 
 @dataclass(frozen=True)
