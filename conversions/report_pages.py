@@ -1,8 +1,9 @@
 """What the run and compare pages show of a typed ``ExportReport``: table rows, per-variant details, charts.
 
 A stored report is rehydrated with ``ExportReport.from_dict`` (which forgives reports of earlier versions);
-everything here reads attributes and hands the templates plain rows. The variant charts are the engine's
-(``engine.report.charts``), the same ones report.html draws; the per-layer chart is the run page's own. The
+everything here reads attributes and hands the templates plain rows. The variants, per-layer and device tables
+and the disagreement thumbnails are the engine's HTML (``engine.report.html_tables``), the same report.html
+writes; so are the variant charts (``engine.report.charts``); the per-layer chart is the run page's own. The
 pages draw them with the plotly.js served from ``static/``, so the portal works offline.
 """
 
@@ -10,123 +11,63 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
+from django.utils.html import format_html
+from django.utils.safestring import SafeString, mark_safe
+
 from conversions.engine.errors import render
 from conversions.engine.report.charts import LAYOUT, report_charts, variant_series
-from conversions.engine.report.int8_results import GuardResult, LayerError
+from conversions.engine.report.html_tables import RowGroup, device_table, disagreement_figures, layer_table
+from conversions.engine.report.html_tables import variants_table as variants_table_html
+from conversions.engine.report.int8_results import GuardResult
 from conversions.engine.report.records import to_json
-from conversions.engine.report.results import (
-    ExportReport,
-    LatencyStats,
-    Prediction,
-    VariantReport,
+from conversions.engine.report.results import ExportReport, VariantReport
+from conversions.engine.report.tables import (
+    disagreements,
+    is_data_image,
+    latency_threads,
+    layer_rows,
+    table_columns,
+    variant_rows,
+    worst_layers,
 )
 from conversions.wording import PORTAL_FIELD_NAMES
 
-LAYER_COLUMNS = (
-    ("depth", "#", "num"),
-    ("op", "Op", ""),
-    ("label", "Layer", ""),
-    ("module", "PyTorch module", ""),
-    ("sqnr_db", "SQNR dB", "num"),
-    ("rel_rmse", "Rel. RMSE", "num"),
-    ("added_noise_db", "Added noise dB", "num"),
-    ("dtype", "Type", ""),
-)
-WORST_LAYERS = 15
 KEY_LABELS = {"map50": "mAP@.5", "map50_95": "mAP@.5:.95", "sqnr_db": "SQNR dB"}
 
 
-def is_data_image(value: Any) -> bool:
-    """Only ``data:image/...`` URIs from a report are put in an ``<img src>``."""
-    return isinstance(value, str) and value.startswith("data:image/")
+def variants_table(report: ExportReport) -> SafeString:
+    """The run page's variants table: the same HTML report.html writes (the engine escapes every value)."""
+    threads = latency_threads([report])
+    rows = variant_rows(report, threads)
+    return mark_safe(variants_table_html([RowGroup(rows)], threads, table_columns(rows)) if report.variants else "")
 
 
-def latency_threads(reports: Iterable[ExportReport]) -> list[str]:
-    """Every thread count measured in any of ``reports``, ascending."""
-    found = {t for r in reports for v in r.variants for t in v.latency_ms}
-    return sorted(found, key=lambda t: (not str(t).isdigit(), int(t) if str(t).isdigit() else 0, str(t)))
+def device_summary(report: ExportReport) -> SafeString:
+    """Each file's metadata and TFLite Micro readiness, as report.html shows them."""
+    return mark_safe(device_table(list(report.variants)))
 
 
-def variant_rows(report: ExportReport, threads: list[str]) -> list[dict[str, Any]]:
-    """One row per variant (PyTorch first when its accuracy was measured): the columns of the variants table."""
-    rows = []
-    reference = pytorch_row(report)
-    if reference:
-        rows.append({**reference, "latency": [None] * len(threads)})
-    for v in report.variants:
-        fid, acc = v.fidelity, v.accuracy or {}
-        rows.append({
-            "label": v.variant,
-            "reference": False,
-            "size_bytes": v.size_bytes or None,
-            "size_ratio": v.size_ratio,
-            "latency": [_latency(v.latency_ms.get(t)) for t in threads],
-            "top1_agreement": fid.top1_agreement if fid else None,
-            "confident_agreement": fid.confident_top1_agreement if fid else None,
-            "confident_samples": fid.confident_samples if fid else None,
-            "top5_agreement": fid.top5_agreement if fid else None,
-            "sqnr_db": fid.sqnr_db if fid else None,
-            "top1": _num(acc.get("top1")),
-            "top5": _num(acc.get("top5")),
-            "top1_drop": _num(acc.get("top1_drop")),
-            "top5_drop": _num(acc.get("top5_drop")),
-            "map50": _num(acc.get("map50")),
-            "map50_95": _num(acc.get("map50_95")),
-            "map_drop": _num(acc.get("drop_map50_95")),
-            "fully_integer": v.fully_integer,
-            "float_ops": list(v.float_ops),
-        })  # fmt: skip
-    return rows
+def compare_table(entries: list[dict[str, Any]], threads: list[str]) -> SafeString:
+    """The compare page's variants table: each finished run's rows in a ``<tbody data-run>`` under its run cell."""
+    groups = [
+        RowGroup(
+            e["rows"],
+            lead=format_html(
+                '<th rowspan="{}" class="run-cell"><a href="{}">r{}</a><div class="small muted">{} v{}<br>{} samples, '
+                "seed {}</div></th>", len(e["rows"]), e["run"].get_absolute_url(), e["run"].pk, e["run"].model_name,
+                e["run"].model_version, e["run"].num_calib_samples, e["run"].seed),
+            attrs=format_html('data-run="{}"', e["run"].pk),
+        )
+        for e in entries if e["charted"]
+    ]  # fmt: skip
+    rows = [r for g in groups for r in g.rows]
+    return mark_safe(variants_table_html(groups, threads, table_columns(rows), lead_title="Run") if groups else "")
 
 
-def pytorch_row(report: ExportReport) -> dict[str, Any] | None:
-    """The reference row: PyTorch's labeled accuracy (or mAP against labels); None when none was measured."""
-    acc = report.pytorch.accuracy or {}
-    detect = next((v.accuracy for v in report.variants
-                   if v.accuracy and v.accuracy.get("pytorch_map50_95") is not None), {})  # fmt: skip
-    if _num(acc.get("top1")) is None and detect.get("reference") != "labels":
-        return None
-    return {
-        "label": "PyTorch", "reference": True, "top1": _num(acc.get("top1")),
-        "top5": _num(acc.get("top5")), "map50": _num(detect.get("pytorch_map50")),
-        "map50_95": _num(detect.get("pytorch_map50_95")),
-    }  # fmt: skip
-
-
-def table_columns(rows: list[dict[str, Any]]) -> dict[str, bool]:
-    """Which optional column groups any row fills (agreement with PyTorch, labeled accuracy, detection mAP)."""
-
-    def has(*keys: str) -> bool:
-        return any(r.get(k) is not None for r in rows for k in keys)
-
-    return {
-        "accuracy": has("top1", "top5"),
-        "detection": has("map50", "map50_95"),
-        "agreement": has("top1_agreement", "confident_agreement", "top5_agreement"),
-    }
-
-
-def disagreements(report: ExportReport) -> dict[str, Any] | None:
-    """Where the most quantized variant and PyTorch disagree: examples with a usable thumbnail and both top-3."""
-    dis = report.pytorch.disagreements
-    if dis is None or not (dis.examples or dis.count):
-        return None
-    examples = [
-        {
-            "file": ex.file,
-            "name": ex.file.replace("\\", "/").rsplit("/", 1)[-1],
-            "thumbnail": ex.thumbnail if is_data_image(ex.thumbnail) else None,
-            "pytorch_top3": _predictions(ex.pytorch_top3),
-            "variant_top3": _predictions(ex.variant_top3),
-        }
-        for ex in dis.examples
-    ]
-    return {"variant": dis.variant or "?", "count": dis.count, "samples": report.pytorch.evaluation_samples,
-            "examples": examples}  # fmt: skip
-
-
-def _predictions(preds: tuple[Prediction, ...]) -> list[dict[str, Any]]:
-    return [{"name": p.name or str(p.index), "p": p.p} for p in preds]
+def disagreement_section(report: ExportReport) -> dict[str, Any] | None:
+    """The disagreements' counts and their figures (the HTML report.html shows too)."""
+    dis = disagreements(report)
+    return {**dis, "figures": mark_safe(disagreement_figures(dis))} if dis else None
 
 
 def variant_details(report: ExportReport) -> list[dict[str, Any]]:
@@ -140,8 +81,8 @@ def variant_details(report: ExportReport) -> list[dict[str, Any]]:
             "guard": guard_summary(v.guard) if v.guard else None,
             "guard_steps": _table([to_json(s) for s in v.guard.steps], exclude=("ops",)) if v.guard else None,
             "layers": worst_layers(layers),
+            "layer_table": mark_safe(layer_table(worst_layers(layers))),
             "all_layers": layers,
-            "layer_columns": layer_columns(layers),
             "layer_count": len(layers),
             "layer_notes": [("samples", v.layer_errors.samples), ("source", v.layer_errors.source),
                             ("module names", v.layer_errors.module_names), ("float ops", v.layer_errors.float_ops)]
@@ -162,21 +103,6 @@ def _calibration(v: VariantReport) -> list[tuple[str, Any]]:
     if v.calibration_method:
         items.insert(0, ("activation ranges", v.calibration_method))
     return items
-
-
-def layer_rows(v: VariantReport) -> list[dict[str, Any]]:
-    """Per-op rows in depth order, as the table's columns."""
-    ops: tuple[LayerError, ...] = v.layer_errors.ops if v.layer_errors else ()
-    return [{**{key: getattr(op, key) for key, _, _ in LAYER_COLUMNS}, "name": op.name} for op in ops]
-
-
-def worst_layers(rows: list[dict[str, Any]], limit: int = WORST_LAYERS) -> list[dict[str, Any]]:
-    """The ``limit`` ops with the lowest output SQNR (ops without one come last)."""
-    return sorted(rows, key=lambda r: (_num(r["sqnr_db"]) is None, _num(r["sqnr_db"]) or 0.0))[:limit]
-
-
-def layer_columns(rows: list[dict[str, Any]]) -> list[tuple[str, str, str]]:
-    return [col for col in LAYER_COLUMNS if any(r.get(col[0]) not in (None, "") for r in rows)]
 
 
 def guard_summary(g: GuardResult) -> dict[str, list[tuple[str, Any]]]:
@@ -284,10 +210,6 @@ def layer_error_chart(variant: str, rows: list[dict[str, Any]]) -> dict[str, Any
 def calibration_files(report: ExportReport) -> list[str]:
     files = report.calibration.get("files")
     return [f for f in files if isinstance(f, str)] if isinstance(files, list) else []
-
-
-def _latency(stats: LatencyStats | None) -> dict[str, float] | None:
-    return {"median": stats.median, "p90": stats.p90} if stats else None
 
 
 def _num(value: Any) -> float | None:

@@ -76,8 +76,6 @@ def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
         run.refresh_from_db()
     report = run.export_report()
     typed = report or ExportReport(model={}, variants=())
-    threads = report_pages.latency_threads([typed])
-    rows = report_pages.variant_rows(typed, threads)
     details = report_pages.variant_details(typed)
     layer_charts = {}
     for detail in details:
@@ -90,13 +88,12 @@ def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "report": report,
         "report_json": run.report,
         "artifacts": list(run.artifacts.all()),
-        "threads": threads,
-        "variant_rows": rows,
-        "columns": report_pages.table_columns(rows),
+        "variants_table": report_pages.variants_table(typed),
+        "device": report_pages.device_summary(typed),
         "charts": report_pages.run_charts(typed),
         "layer_charts": layer_charts,
         "details": details,
-        "disagreements": report_pages.disagreements(typed),
+        "disagreements": report_pages.disagreement_section(typed),
         "calibration_files": report_pages.calibration_files(typed),
         "log_tail": run.log[-20000:],
     }
@@ -124,11 +121,9 @@ def run_compare(request: HttpRequest) -> HttpResponse:
         charted = run.status == ConversionRun.Status.SUCCEEDED and bool(report.variants)
         rows = report_pages.variant_rows(report, threads) if charted else []
         entries.append({"run": run, "report": report, "charted": charted, "rows": rows})
-    all_rows = [row for e in entries for row in e["rows"]]
     context = {
         "entries": entries,
-        "threads": threads,
-        "columns": report_pages.table_columns(all_rows),
+        "variants_table": report_pages.compare_table(entries, threads),
         "charts": report_pages.compare_charts((e["run"].pk, e["report"]) for e in entries if e["charted"]),
         "ids": ",".join(str(r.pk) for r in runs),
     }

@@ -19,6 +19,7 @@ the pipeline's stages, in the order a run goes through them::
     data/            dataset folder -> calibration stream and held-out inputs
       structure.py     DatasetStructure and the one-pass folder listing
       layouts.py       which layout a folder holds (ImageFolder, flat, list file)
+      headers.py       every file's header checked: empty, truncated and fake images listed by name
       yolo.py          YOLO folders, data.yaml, list files
       sampling.py      seeded, stratified, disjoint calibration / evaluation draws
       preprocess.py    reading and preprocessing one image (copied verbatim by standalone.py)
@@ -53,16 +54,25 @@ the pipeline's stages, in the order a run goes through them::
       samples.py       side-by-side pictures of PyTorch's and a variant's boxes
     verify/          every variant against PyTorch
       interpreter.py   running .tflite files: outputs, latency, integer-only audit
-      metrics.py       top-1 / confident / top-5 agreement, SQNR
+      native.py        native steps that can abort (XNNPACK prepare, per-layer error) run in a spawned child
+      metrics.py       top-1 / confident / top-5 agreement, SQNR, the Wilson interval of an agreement
       accuracy.py      labeled top-1 / top-5
       variants.py      every built variant verified on the run's held-out inputs
+      micro.py         int8 files in the TFLite Micro interpreter: missing ops, arena, exactness (crash-isolated)
+    metadata/        TFLite metadata inside every .tflite: what it is, how to feed it, its labels
+      schema.py        the ModelMetadata flatbuffer (metadata_schema.fbs) written and read with flatbuffers
+      embed.py         metadata and associated files into a .tflite and back out
+      write.py         the stage: each file described, written, read back, checked to run as before
     report/          what a run tells and writes
       results.py       ExportReport, VariantReport, PyTorchReference: typed, to_dict / from_dict
       int8_results.py  the int8 stage's typed results (ranges, bias correction, layers, guard)
+      device_results.py  the metadata read back from a file, TFLite Micro readiness
       records.py       frozen dataclasses to JSON and back, forgiving of older reports
       outputs.py       every file planned before the work, written atomically at the end
       atomic.py        atomic, never-overwriting writes
       summary.py       the table the CLI prints and report.md embeds
+      tables.py        the rows of the variants, per-layer and disagreement tables
+      html_tables.py   those tables as HTML: report.html and the portal's pages share them
       charts.py        plotly figures shared by report.html and the portal
       files.py         report.md and a self-contained report.html
 """

@@ -52,6 +52,8 @@ class ModelSpec:
     input_shape: tuple[int, ...] = (1, 3, 224, 224)
     trust_checkpoint: bool = False
     """Allow what runs code: full unpickling, a ``.pt2`` with pickled payloads, a non-built-in architecture."""
+    version: str = ""
+    """The model's version, written into each file's metadata (the portal's checkpoint version)."""
 
     @property
     def name(self) -> str:
@@ -107,6 +109,8 @@ class ExportConfig:
     """Accuracy budget for int8 in points (int8/guard.py); None measures and reports, never falls back."""
     max_fallback: float = 0.2
     """At most this fraction of ops may be kept in float to meet ``max_drop``."""
+    metadata: bool = True
+    """Write TFLite metadata (normalisation, input size, output description, labels) into every ``.tflite``."""
     bias_correction: bool = False
     """Fold each int8 conv/FC op's mean output error on calibration images into its bias (int8/bias_correction.py)."""
 

@@ -29,12 +29,20 @@ from conversions.engine.data.run_inputs import (
     prepare_data,
 )
 from conversions.engine.int8.build import build_int8, without_int8
+from conversions.engine.metadata.write import ModelFacts, add_metadata
 from conversions.engine.model.loading import load_model
 from conversions.engine.progress import NullProgress, Progress, timed
 from conversions.engine.report.outputs import plan_outputs, write_outputs
-from conversions.engine.report.results import ExportReport
+from conversions.engine.report.device_results import EmbeddedMetadata, Targets
+from conversions.engine.report.results import ExportReport, VariantReport
+from conversions.engine.tensors import to_tf_layout
 from conversions.engine.variants import REFERENCE
-from conversions.engine.verify.variants import verify_variants
+from conversions.engine.verify.variants import (
+    slower_than_float,
+    slower_warnings,
+    verify_variants,
+    xnnpack_warnings,
+)
 
 
 def run_export(config: ExportConfig, progress: Progress | None = None) -> ExportReport:
@@ -87,6 +95,15 @@ def run_export(config: ExportConfig, progress: Progress | None = None) -> Export
             plan = replace(plan, variants=int8.rename_outputs(plan.variants))
             warnings.extend(int8.warnings)
 
+        embedded: dict[str, EmbeddedMetadata] = {}
+        if config.metadata and want_tflite:
+            with timed(timings, "metadata"):
+                progress.stage("write metadata (normalisation, labels) into each .tflite")
+                facts = model_facts(config, loaded, data, graph.input_layout, task)
+                eval_tf = to_tf_layout(data.evaluation.inputs_nchw, graph.input_layout)
+                built, embedded, notes = add_metadata(built, facts, eval_tf)
+                warnings.extend(notes)
+
         with timed(timings, "verify"):
             progress.stage("verify against PyTorch")
             variant_reports, pytorch = verify_variants(config, loaded, graph, built, data, plan.variants, progress)
@@ -96,6 +113,11 @@ def run_export(config: ExportConfig, progress: Progress | None = None) -> Export
                 )
         if int8 is not None:
             variant_reports = [int8.annotate(v) if v.variant == "int8" else v for v in variant_reports]
+        variant_reports = [replace(v, metadata=embedded.get(v.variant)) for v in variant_reports]
+        with timed(timings, "tflite_micro"):
+            variant_reports = _micro_targets(variant_reports, built, data, graph.input_layout, progress)
+        variant_reports = slower_than_float(variant_reports, pytorch)
+        warnings.extend(xnnpack_warnings(variant_reports) + slower_warnings(variant_reports))
 
         timings["calibrate_convert"] = round(sum(v for k, v in timings.items() if k.startswith("convert_")), 3)
         report = ExportReport(
@@ -105,6 +127,8 @@ def run_export(config: ExportConfig, progress: Progress | None = None) -> Export
                 "architecture": config.model.model,
                 "load_route": loaded.route,
                 "description": loaded.description,
+                "prefixes_stripped": list(loaded.prefixes_stripped),
+                "outputs": list(loaded.output_names),
                 "input_shape": list(loaded.input_shape),
                 "task": task,
             },
@@ -135,6 +159,9 @@ def _build_variants(
     expected = len(data.generator) if data.generator is not None else None
     wanted = [REFERENCE, *[v for v in config.variants if v != REFERENCE]]
     for variant in wanted:
+        if variant == REFERENCE and graph.float32_model is not None:  # the route already built and checked it
+            built[variant], notes[variant] = graph.float32_model, list(graph.float32_notes)
+            continue
         with timed(timings, f"convert_{variant}"):
             progress.stage(f"convert {variant}" + (" (calibrating)" if variant in CALIBRATED_VARIANTS else ""))
             built[variant], notes[variant] = convert_variant(
@@ -148,11 +175,42 @@ def _build_variants(
     return built, notes
 
 
+def model_facts(config: ExportConfig, loaded, data: PreparedData, layout: str, task: str) -> ModelFacts:
+    """What the files' metadata tells a device about the model, from the run's settings."""
+    return ModelFacts(
+        name=config.model.name,
+        version=config.model.version,
+        description=loaded.description,
+        task=task,
+        layout=layout,
+        preprocess=data.report.get("preprocess"),
+        class_names=tuple(data.evaluation.class_names or ()),
+    )
+
+
+def _micro_targets(
+    reports: list[VariantReport], built: dict[str, bytes], data: PreparedData, layout: str, progress: Progress
+) -> list[VariantReport]:
+    """Every int8 file in TFLite Micro (arena, missing ops, exactness against LiteRT)."""
+    from conversions.engine.verify.micro import micro_readiness
+
+    inputs = to_tf_layout(data.evaluation.inputs_nchw, layout)
+    out = []
+    for v in reports:
+        if v.variant == "int8":
+            progress.stage("run int8 in TFLite Micro")
+            micro = micro_readiness(built[v.variant], inputs)
+            progress.log(f"{v.variant}: {micro.message}")
+            v = replace(v, targets=Targets(tflite_micro=micro))
+        out.append(v)
+    return out
+
+
 def tool_versions() -> dict[str, str]:
     from importlib.metadata import PackageNotFoundError, version
 
     out = {"python": platform.python_version()}
-    for pkg in ("torch", "onnx", "onnx2tf", "onnxsim", "tensorflow", "ai-edge-litert", "numpy"):
+    for pkg in ("torch", "onnx", "onnx2tf", "onnxsim", "tensorflow", "ai-edge-litert", "tflite-micro", "numpy"):
         try:
             out[pkg] = version(pkg)
         except PackageNotFoundError:

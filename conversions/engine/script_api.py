@@ -20,6 +20,7 @@ from conversions.engine.convert.tf_routes import (
 from conversions.engine.convert.tflite_variant import convert_variant
 from conversions.engine.model.loading import LoadedModel, load_model
 from conversions.engine.report import atomic
+from conversions.engine.tensors import to_tf_layout
 from conversions.engine.report.results import ExportReport
 
 
@@ -73,13 +74,25 @@ class ModelExporter:
         quantize: str = "int8",
         representative_data_gen: Callable[[], Iterable[list[np.ndarray]]] | None = None,
         io_type: str = "float32",
+        metadata: bool = True,
     ) -> Path:
+        """One variant; with ``metadata`` the file carries its name, input size, labels (no normalisation:
+        ``representative_data_gen``'s preprocessing is not known here)."""
         output_path = Path(output_path)
         atomic.check_writable(output_path, self.force)
         if onnx_path is None:
             onnx_path = self.export_to_onnx(self._workdir / f"{self.spec.name}.onnx")
         graph = self._graph(Path(onnx_path))
         data, _ = convert_variant(graph.concrete_function, quantize, representative_data_gen, io_type=io_type)
+        if metadata:
+            from conversions.engine.metadata.write import ModelFacts, add_metadata
+
+            self.load_checkpoint()
+            facts = ModelFacts(name=self.spec.name, description=self._loaded.description, layout=graph.input_layout,
+                               class_names=tuple(self._loaded.class_names or ()))  # fmt: skip
+            probe = to_tf_layout(np.random.default_rng(0).standard_normal((2, *self._loaded.input_shape[1:])).astype(np.float32),
+                                 graph.input_layout)  # fmt: skip
+            data = add_metadata({quantize: data}, facts, probe)[0][quantize]
         atomic.write_bytes_atomic(output_path, data, force=self.force)
         return output_path
 

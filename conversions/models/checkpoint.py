@@ -153,6 +153,7 @@ class Checkpoint(models.Model):
             model_kwargs=dict(self.model_kwargs or {}),
             input_shape=tuple(self.input_shape or (1, 3, 224, 224)),
             trust_checkpoint=self.trust_is_current,
+            version=str(self.version) if self.version is not None else "",
         )
 
     def label_names(self, limit: int | None = None) -> list[str]:

@@ -7,6 +7,8 @@ from typing import Any
 
 from django import forms, template
 
+from conversions.engine.report import html_tables
+
 register = template.Library()
 
 
@@ -17,19 +19,9 @@ def humanize_key(key: str) -> str:
 
 @register.filter
 def kv_value(value: Any) -> str:
-    if value is None:
-        return "—"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    if isinstance(value, list):
-        if len(value) > 12:
-            return ", ".join(str(v) for v in value[:12]) + f", … ({len(value)} in all)"
-        return ", ".join(str(v) for v in value) or "—"
     if isinstance(value, dict):
         return json.dumps(value, default=str)[:400]
-    return str(value)
+    return html_tables.value_text(value)
 
 
 @register.filter
@@ -42,38 +34,15 @@ def is_single_checkbox(bound_field) -> bool:
     return isinstance(bound_field.field.widget, forms.CheckboxInput)
 
 
-@register.filter
-def shrink(ratio: float | None) -> str:
-    """The report's size ratio (variant size / float32 size) as ``3.5× smaller`` (or ``1.3× larger``)."""
-    if not ratio:
-        return "—"
-    if 0.95 < ratio < 1.05:
-        return "same"
-    return f"{1 / ratio:.1f}× smaller" if ratio < 1 else f"{ratio:.1f}× larger"
-
-
-@register.filter
-def ms(value: float | None) -> str:
-    """A latency in milliseconds with as many decimals as a small number needs: 0.024, 1.87, 41.3."""
-    if not isinstance(value, (int, float)):
-        return "—"
-    return f"{value:.3f}" if value < 1 else f"{value:.2f}" if value < 10 else f"{value:.1f}"
-
-
-@register.filter
-def threads_label(threads: str) -> str:
-    return f"{threads} thread{'' if str(threads) == '1' else 's'}"
+register.filter("shrink", html_tables.shrink)
+register.filter("ms", html_tables.ms)
+register.filter("threads_label", html_tables.threads_label)
+register.filter("pct", html_tables.pct)
 
 
 @register.filter
 def get(mapping: dict | None, key: str) -> Any:
     return (mapping or {}).get(key)
-
-
-@register.filter
-def pct(value: float | None) -> str:
-    """A percentage, dB or mAP figure with one decimal; a dash when it was not measured (or is not a number)."""
-    return f"{value:.1f}" if isinstance(value, (int, float)) else "—"
 
 
 @register.filter

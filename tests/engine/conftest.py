@@ -155,3 +155,21 @@ def trained_model(shapes_dataset: Path, tmp_path_factory: pytest.TempPathFactory
     path = tmp_path_factory.mktemp("ckpt") / "shapes_net.pth"
     torch.save(net.state_dict(), path)
     return TrainedModel(path, SMALL_MODEL, SMALL_SHAPE, shapes_dataset)
+
+
+@pytest.fixture(scope="session")
+def lite0_report(tmp_path_factory):
+    """The bundled EfficientNet-Lite0 as int8 with ``--max-drop 1``, calibrated on 100 of the bundled photos and
+    verified on the other 188 (one conversion, about two minutes, shared by the tests that need the real model)."""
+    from conversions.engine.pipeline import run_export
+
+    photos = Path(__file__).resolve().parents[2] / "demo" / "photos" / "crops"
+    out = tmp_path_factory.mktemp("lite0") / "lite0_int8.tflite"
+    config = ExportConfig(
+        model=ModelSpec(model="efficientnet-lite0"),
+        data=DataSpec(dataset_dir=str(photos), num_calib_samples=100, num_eval_samples=188),
+        variants=("int8",),
+        output=str(out),
+        max_drop=1.0,
+    )
+    return run_export(config)

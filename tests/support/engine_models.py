@@ -98,3 +98,16 @@ class SamePadNet(nn.Module):
 
 def same_pad_net(num_classes: int = 10) -> SamePadNet:
     return SamePadNet(num_classes=num_classes)
+
+
+class TopKShift(SmallConvNet):
+    """``small_convnet`` whose logits are shifted by their maximum through ``torch.topk``: the same top-1, and a
+    TOPK_V2 op in the ``.tflite``, which TFLite Micro has no kernel for."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        logits = super().forward(x)
+        return logits - torch.topk(logits, 2, dim=1).values[:, :1]
+
+
+def topk_shift(num_classes: int = 4, width: int = 32) -> TopKShift:
+    return TopKShift(num_classes=num_classes, width=width)

@@ -1,8 +1,14 @@
-"""ONNX -> TensorFlow graph through onnx2tf, trying routes until one converts *and* matches ONNX.
+"""ONNX -> TensorFlow graph through onnx2tf, trying routes until one converts, matches ONNX *and* makes a
+float32 ``.tflite``.
 
 onnx2tf 1.29 rejects some real models (EfficientNet-Lite0's same-padding blocks fail at ``/_blocks.2/Add``
-when the pad amounts arrive as a Shape/ConstantOfShape/Slice chain). Constant-folding the graph with onnxsim
-first fixes that class of failure, so routes are tried in order and the one that worked is recorded.
+when the pad amounts arrive as a Shape/ConstantOfShape/Slice chain). Constant-folding the graph first fixes
+that class of failure: with onnxsim, or with ONNX Runtime's own graph optimizer where onnxsim itself fails
+(its strict shape inference rejects graphs onnx's own accepts, and it crashes on anchor grids a detector
+builds in ``forward``). A graph that matches ONNX can still fail at TFLite conversion (``tf.Erf`` of GELU has
+no TFLite kernel): a route counts only once its float32 ``.tflite`` is built, so the pseudo-op routes
+(onnx2tf rewriting such ops into TFLite primitives) get their turn. Every route starts from its own copy of
+the exported file, since onnx2tf rewrites the ``.onnx`` it is given.
 
 Two things onnx2tf would otherwise do behind our back are pinned down here:
 - it downloads 20 MS-COCO images to drive its internal checks: we hand it the run's own samples instead;
@@ -35,18 +41,36 @@ ROUTE_MIN_SQNR_DB = 40.0
 class Route:
     name: str
     simplify: bool
+    fold: str | None = None
+    """``onnxruntime``: fold constants with ONNX Runtime's graph optimizer first."""
     onnx2tf_options: dict[str, Any] = field(default_factory=dict)
     description: str = ""
 
+
+PSEUDO_OPS = ["erf", "gelu", "hardswish", "leakyrelu", "pow"]
+"""onnx2tf's Python API compares these names in lower case (only its CLI lower-cases what it is given)."""
 
 ROUTES: tuple[Route, ...] = (
     Route("onnx2tf", simplify=False, description="onnx2tf on the exported graph as it is"),
     Route("onnxsim+onnx2tf", simplify=True, description="constant-fold the graph with onnxsim, then onnx2tf"),
     Route(
-        "onnxsim+onnx2tf-pseudo-ops",
-        simplify=True,
-        onnx2tf_options={"replace_to_pseudo_operators": ["Erf", "GeLU", "HardSwish", "LeakyReLU", "Pow"]},
-        description="onnxsim, then onnx2tf replacing ops that TFLite lacks with equivalent primitives",
+        "ortfold+onnx2tf",
+        simplify=False,
+        fold="onnxruntime",
+        description="constant-fold with ONNX Runtime's basic graph optimizer, then onnx2tf",
+    ),
+    Route(
+        "onnx2tf-pseudo-ops",
+        simplify=False,
+        onnx2tf_options={"replace_to_pseudo_operators": PSEUDO_OPS},
+        description="onnx2tf replacing ops that TFLite lacks (Erf, GELU, ...) with equivalent primitives",
+    ),
+    Route(
+        "ortfold+onnx2tf-pseudo-ops",
+        simplify=False,
+        fold="onnxruntime",
+        onnx2tf_options={"replace_to_pseudo_operators": PSEUDO_OPS},
+        description="ONNX Runtime constant folding, then onnx2tf with pseudo-ops",
     ),
 )
 
@@ -64,6 +88,9 @@ class TFGraph:
     attempts: list[dict[str, Any]]
     onnx_path: Path
     sqnr_vs_onnx_db: float
+    float32_model: bytes | None = None
+    """The route's float32 ``.tflite``: a route counts only once this is built, and the pipeline reuses it."""
+    float32_notes: list[str] = field(default_factory=list)
 
     def to_route_dict(self) -> dict[str, Any]:
         return {
@@ -92,28 +119,68 @@ def convert_to_tf(
     probe = _probe_inputs(sample_inputs_nchw, input_shape)
     reference = _onnxruntime_outputs(onnx_path, probe)
     attempts: list[dict[str, Any]] = []
+    tflite_failed = False
     for i, route in enumerate(routes):
         progress.update(i / len(routes), route.name)
-        route_onnx = onnx_path
+        if tflite_failed and not route.onnx2tf_options:
+            # Folding constants does not change which TF ops onnx2tf emits; only its op rewrites can help now.
+            progress.log(f"route {route.name} skipped: an earlier graph failed at TFLite conversion")
+            continue
+        stage = "prepare"
         try:
+            route_onnx = _route_copy(onnx_path, workdir / f"route_{i}_{route.name}")
             if route.simplify:
-                route_onnx = _simplified(onnx_path, workdir)
-            keras_model = _run_onnx2tf(route_onnx, workdir / f"onnx2tf_{route.name}", probe, route.onnx2tf_options)
+                stage = "onnxsim"
+                route_onnx = _simplified(route_onnx)
+            if route.fold == "onnxruntime":
+                stage = "onnxruntime folding"
+                route_onnx = _ort_folded(route_onnx)
+            stage = "onnx2tf"
+            keras_model = _run_onnx2tf(route_onnx, workdir / f"onnx2tf_{i}", probe, route.onnx2tf_options)
             graph = _wrap(keras_model, route, attempts, route_onnx, input_shape)
+            stage = "compare with ONNX Runtime"
             sqnr = _compare(graph, probe, reference)
             graph.sqnr_vs_onnx_db = sqnr
             if sqnr < ROUTE_MIN_SQNR_DB:
                 raise _RouteMismatch(f"converted, but its outputs differ from ONNX Runtime (SQNR {sqnr:.1f} dB)")
+            stage = "float32 TFLite conversion"
+            from conversions.engine.convert.tflite_variant import convert_variant
+
+            graph.float32_model, graph.float32_notes = convert_variant(graph.concrete_function, "float32")
         except Exception as err:  # onnx2tf raises anything from ValueError to SystemExit-wrapped errors
-            attempt = {"route": route.name, "ok": False, "error": _short(err), **_failing_op(err)}
+            attempt = {"route": route.name, "ok": False, "stage": stage, "error": _short(err), **_failing_op(err)}
             attempts.append(attempt)
+            tflite_failed = tflite_failed or stage == "float32 TFLite conversion"
             at = f" at {attempt['onnx_op']}" if attempt.get("onnx_op") else ""
             nxt = "; trying the next route" if i + 1 < len(routes) else ""
-            progress.log(f"route {route.name} failed{at} ({attempt['error'][:140]}){nxt}")
+            progress.log(f"route {route.name} failed in {stage}{at} ({attempt['error'][:300]}){nxt}")
             continue
         attempts.append({"route": route.name, "ok": True, "sqnr_vs_onnx_db": round(sqnr, 2)})
         return graph
     raise ConversionError(_failure_message(onnx_path, attempts))
+
+
+def _route_copy(onnx_path: Path, folder: Path) -> Path:
+    """A private copy of the exported file (with any external-data files beside it) for one route."""
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / onnx_path.name
+    shutil.copy2(onnx_path, target)
+    for extra in onnx_path.parent.glob(onnx_path.name + ".data"):
+        shutil.copy2(extra, folder / extra.name)
+    return target
+
+
+def _ort_folded(onnx_path: Path) -> Path:
+    """ONNX Runtime's basic level (constant folding, redundant nodes) written back as standard ONNX ops."""
+    import onnxruntime as ort
+
+    target = onnx_path.with_name(onnx_path.stem + "_ortfold.onnx")
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+    opts.optimized_model_filepath = str(target)
+    opts.log_severity_level = 3
+    ort.InferenceSession(str(onnx_path), opts, providers=["CPUExecutionProvider"])
+    return target
 
 
 class _RouteMismatch(Exception):
@@ -146,16 +213,15 @@ def _onnxruntime_outputs(onnx_path: Path, probe: np.ndarray) -> list[np.ndarray]
     return [np.concatenate([o[k] for o in outs]) for k in range(len(outs[0]))]
 
 
-def _simplified(onnx_path: Path, workdir: Path) -> Path:
+def _simplified(onnx_path: Path) -> Path:
     import onnx
     from onnxsim import simplify
 
-    target = workdir / (onnx_path.stem + "_simplified.onnx")
-    if not target.exists():
-        model, ok = simplify(onnx.load(str(onnx_path)))
-        if not ok:
-            raise RuntimeError("onnxsim could not validate the simplified graph")
-        onnx.save(model, str(target))
+    target = onnx_path.with_name(onnx_path.stem + "_simplified.onnx")
+    model, ok = simplify(onnx.load(str(onnx_path)))
+    if not ok:
+        raise RuntimeError("onnxsim could not validate the simplified graph")
+    onnx.save(model, str(target))
     return target
 
 
@@ -269,14 +335,35 @@ def _failing_op(err: BaseException) -> dict[str, str]:
     return found
 
 
+_ADVICE = (
+    (r"\bErf\b|Gelu|GELU", "GELU's Erf has no TFLite kernel: build the model with nn.GELU(approximate='tanh')"),
+    (r"SplitV|Split", "a split/chunk with uneven or computed sizes: split with fixed sizes (torch.split(x, [a, b], dim))"),
+    (r"ShapeInferenceError|eraseOutput", "onnxsim cannot fold this graph; shapes computed in forward() from x.shape "
+     "(anchor grids, 'same' padding) can be precomputed as buffers for the fixed input size"),
+    (r"Reshape|Transpose|channel_shuffle", "a reshape/transpose on 5-D tensors (channel shuffle): write it as "
+     "x.view(b, g, c // g, h, w).transpose(1, 2).reshape(b, c, h, w) with fixed sizes, or replace it by a 1x1 conv"),
+    (r"\bPad\b|pads", "dynamic 'same' padding: use nn.ZeroPad2d with fixed amounts before the conv"),
+    (r"Add|Mul|Sub|Div", "an elementwise op whose operands onnx2tf laid out differently (NCHW vs NHWC): "
+     "make both operands 4-D with explicit shapes (x.view(b, c, 1, 1) rather than broadcasting a 2-D tensor)"),
+)
+
+
 def _failure_message(onnx_path: Path, attempts: list[dict[str, Any]]) -> str:
     ops = sorted({a["onnx_op"] for a in attempts if a.get("onnx_op")})
-    tried = "; ".join(f"{a['route']}: {a['error'][:160]}" for a in attempts)
+    tried = "; ".join(
+        f"{a['route']} failed in {a.get('stage', 'onnx2tf')}"
+        + (f" at {a['onnx_op']}" if a.get("onnx_op") else "")
+        + f": {a['error']}"
+        for a in attempts
+    )
     where = f" at ONNX op {', '.join(ops)}" if ops else ""
+    text = " ".join(f"{a.get('onnx_op_type', '')} {a.get('onnx_op', '')} {a['error']}" for a in attempts)
+    advice = [hint for pattern, hint in _ADVICE if re.search(pattern, text)]
+    todo = "; ".join(dict.fromkeys(advice)) if advice else "replace the op named above in the model with standard ops"
     return (
-        f"onnx2tf could not convert {onnx_path.name}{where} by any route ({tried}). What to try: replace that op "
-        "in the model (e.g. nn.ZeroPad2d + Conv2d instead of dynamic 'same' padding, standard activations instead "
-        "of custom autograd functions), or open an issue with the ONNX file."
+        f"onnx2tf could not convert {onnx_path.name}{where} by any of {len(attempts)} routes ({tried}). "
+        f"What to try: {todo}. To report it, export the ONNX file yourself (torch.onnx.export(model, x, "
+        f"'model.onnx', opset_version=17)) and attach it with this message."
     )
 
 

@@ -41,6 +41,7 @@ from conversions.engine.data.sampling import Sampler, budget
 from conversions.engine.data.standalone import module_source
 from conversions.engine.data.streaming import default_workers, stream
 from conversions.engine.data.structure import (
+    broken_names,
     ACCEPTED_LAYOUTS,
     DATASET_TYPES,
     DatasetStructure,
@@ -204,8 +205,14 @@ class RepresentativeDataGenerator:
             self._notes.append(f"{count:,} {note}")
         if self._rotated:
             self._notes.append(f"{self._rotated:,} images rotated upright per their EXIF orientation")
+        if self.structure.broken_files:
+            self._notes.append(
+                f"{len(self.structure.broken_files):,} files failed the header check and were left out: "
+                f"{broken_names(self.structure.broken_files)}"
+            )
         if self.skipped:
-            self._notes.append(f"{len(self.skipped):,} unusable files skipped ({self._skip_summary()}), replaced by other images where any were left")
+            named = broken_names(self.skipped)
+            self._notes.append(f"{len(self.skipped):,} sampled files skipped as unusable ({named}), replaced by other images where any were left")
         if self.structure.ignored_files:
             self._notes.append(f"{self.structure.ignored_files:,} files without an image extension ignored")
         for unreadable in self.structure.unreadable_dirs:

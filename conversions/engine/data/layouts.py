@@ -17,10 +17,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from conversions.engine.data.headers import broken_files
 from conversions.engine.data.structure import (
     DATASET_TYPES,
     IMAGE_EXTENSIONS,
     DatasetStructure,
+    broken_names,
     ImageItem,
     Lister,
     Scan,
@@ -155,7 +157,34 @@ def _detect_images(lister: Lister, root: Path, scan: Scan, dataset_type: str, sp
 
 
 def _check(structure: DatasetStructure, root: Path) -> DatasetStructure:
+    _leave_out_broken(structure)
+    if structure.num_images == 0 and structure.broken_files:
+        raise fail(
+            root,
+            f"every image in {root} failed the header check ({broken_names(structure.broken_files)}); "
+            "replace the broken files or point {dataset_dir} at another folder.",
+        )
     if structure.num_images == 0:
         unread = f" (could not list: {'; '.join(structure.unreadable_dirs)})" if structure.unreadable_dirs else ""
         raise fail(root, f"no images found in {root}{unread}; point {{dataset_dir}} at a folder of .jpg/.png images.")
     return structure
+
+
+def _leave_out_broken(structure: DatasetStructure) -> None:
+    """Header-checks every listed file; broken ones are listed by name and never sampled."""
+    broken, checked = broken_files(it.path for it in structure.items)
+    structure.header_checked = checked
+    if not broken:
+        return
+    structure.broken_files = broken
+    bad = {b["path"] for b in broken}
+    for item in structure.items:
+        if item.path not in bad:
+            continue
+        structure.num_images -= 1
+        if item.split in structure.splits:
+            structure.splits[item.split] -= 1
+        name = structure.classes[item.label] if item.label is not None and item.label < len(structure.classes) else None
+        if name in structure.class_counts:
+            structure.class_counts[name] -= 1
+    structure.items = [it for it in structure.items if it.path not in bad]

@@ -49,7 +49,7 @@ def prepare_data(config: ExportConfig, loaded: LoadedModel, progress: Progress) 
         note = "no dataset: fidelity measured on 16 synthetic inputs, not real images"
         return PreparedData(
             None,
-            EvaluationSet(inputs, [None] * len(inputs), [], "synthetic"),
+            EvaluationSet(inputs, [None] * len(inputs), [], "synthetic", class_names=loaded.class_names),
             {"calibration": {"samples": 0}, "evaluation": {"samples": len(inputs), "source": "synthetic"}},
             [note],
         )
@@ -101,8 +101,7 @@ def prepare_data(config: ExportConfig, loaded: LoadedModel, progress: Progress) 
 def _attach_targets(evaluation: EvaluationSet, classes: list[str], labels_file: str | None, loaded: LoadedModel) -> None:
     """Maps class folders to output indices so labeled accuracy can be computed (ImageFolder data only)."""
     if not classes or all(label is None for label in evaluation.labels):
-        if labels_file:
-            evaluation.class_names = read_labels(labels_file)
+        evaluation.class_names = read_labels(labels_file) if labels_file else loaded.class_names
         return
     import torch
 
@@ -111,7 +110,7 @@ def _attach_targets(evaluation: EvaluationSet, classes: list[str], labels_file: 
     names = read_labels(labels_file) if labels_file else None
     mapping = class_to_output(classes, names, num_outputs)
     evaluation.targets = np.array([mapping[lbl] if lbl is not None else -1 for lbl in evaluation.labels])
-    evaluation.class_names = names or sorted(classes)
+    evaluation.class_names = names or loaded.class_names or sorted(classes)
 
 
 def _synthetic_inputs(shape: tuple[int, ...], count: int) -> np.ndarray:

@@ -43,6 +43,12 @@ class ImageItem:
     split: str | None = None
 
 
+def broken_names(broken: list[dict[str, str]], limit: int = 5) -> str:
+    """``a.jpg: empty file (0 bytes); b.jpg: ...`` for the first ``limit`` files, then how many more."""
+    shown = "; ".join(f"{os.path.basename(b['path'])}: {b['reason']}" for b in broken[:limit])
+    return shown + (f"; and {len(broken) - limit:,} more" if len(broken) > limit else "")
+
+
 @dataclass
 class DatasetStructure:
     """What ``detect_dataset`` found. ``to_dict()`` is what the report and the portal store.
@@ -64,6 +70,9 @@ class DatasetStructure:
     ignored_files: int = 0
     """Files without an image extension (README, labels, ...) that were not considered."""
     unreadable_dirs: list[str] = field(default_factory=list)
+    broken_files: list[dict[str, str]] = field(default_factory=list)
+    """Files that failed the header check (data/headers.py): ``{"path", "reason"}``, sampling leaves them out."""
+    header_checked: int = 0
     items: list[ImageItem] = field(default_factory=list, repr=False, compare=False)
 
     @property
@@ -78,6 +87,8 @@ class DatasetStructure:
         if self.classes:
             parts.append(f"{len(self.classes)} classes")
         parts.append(f"{self.num_images:,} images")
+        if self.broken_files:
+            parts.append(f"{len(self.broken_files):,} broken ({broken_names(self.broken_files)})")
         return ", ".join(parts)
 
     def split_order(self) -> list[str | None]:

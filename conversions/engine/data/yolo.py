@@ -80,10 +80,9 @@ def from_yaml(lister: Lister, yaml_path: Path, split: str | None) -> DatasetStru
         raise DatasetError(f"cannot read {yaml_path}: {err}; fix the YAML or point {{dataset_dir}} at the image folder.") from None
     if not isinstance(data, dict) or not any(k in data for k in ("train", "val", "test")):
         raise DatasetError(f"{yaml_path} has no train:/val:/test: entries; it does not describe a YOLO dataset.")
-    base = yaml_path.parent
+    base, resolved = yaml_path.parent, ""
     if data.get("path"):
-        base = Path(str(data["path"]))
-        base = base if base.is_absolute() else (yaml_path.parent / base)
+        base, resolved = resolve_yaml_path(str(data["path"]), yaml_path)
     sources: dict[str | None, list[str]] = {}
     missing: list[str] = []
     for key in ("train", "val", "test"):
@@ -99,9 +98,41 @@ def from_yaml(lister: Lister, yaml_path: Path, split: str | None) -> DatasetStru
         raise fail(base, f"{yaml_path} lists no existing images (missing: {'; '.join(missing) or 'nothing listed'}); "
                           "fix its path:/train:/val:/test: entries (relative to the YAML or its path:).")
     reason = f"YOLO data file {yaml_path.name} ({', '.join(sources)})"
+    if resolved:
+        reason += f"; {resolved}"
     if missing:
         reason += f"; entries not found: {'; '.join(missing)}"
     return _yolo(lister, yaml_path.parent, sources, reason, split, [str(n) for n in names])
+
+
+def ultralytics_datasets_dir() -> Path:
+    """Ultralytics' datasets folder: ``datasets_dir`` in its settings file, else ``./datasets`` as it defaults."""
+    import json
+
+    settings = Path(os.environ.get("YOLO_CONFIG_DIR") or Path.home() / ".config" / "Ultralytics") / "settings.json"
+    try:
+        value = json.loads(settings.read_text(encoding="utf-8")).get("datasets_dir")
+    except (OSError, ValueError, AttributeError):
+        value = None
+    return Path(value) if value else Path.cwd() / "datasets"
+
+
+def resolve_yaml_path(value: str, yaml_path: Path) -> tuple[Path, str]:
+    """A data.yaml ``path:`` as Ultralytics resolves it (the working directory, then its datasets folder),
+    falling back to the YAML's own folder; returns the folder and a sentence saying which was used."""
+    given = Path(value).expanduser()
+    if given.is_absolute():
+        return given, f"path: {value} (absolute)"
+    candidates = (
+        (Path.cwd() / given, "the working directory"),
+        (ultralytics_datasets_dir() / given, "Ultralytics' datasets folder"),
+        (yaml_path.parent / given, "the YAML's folder"),
+    )
+    for folder, where in candidates:
+        if folder.is_dir():
+            return folder, f"path: {value} resolved against {where} ({folder})"
+    # Nothing exists: the YAML's folder, where the missing-images message then points.
+    return yaml_path.parent / given, f"path: {value} found in none of {', '.join(str(c[0]) for c in candidates)}"
 
 
 def _find_yaml(scan: Scan) -> Path | None:

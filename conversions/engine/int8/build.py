@@ -30,6 +30,7 @@ from conversions.engine.report.int8_results import (
     LayerErrors,
 )
 from conversions.engine.report.results import VariantReport
+from conversions.engine.verify.native import NativeCrash, run_isolated
 
 RANKING_SAMPLES = 32
 LAYER_SAMPLES = 16
@@ -116,7 +117,23 @@ def build_int8(
         progress.stage("int8: per-layer error")
         ranking = first_samples(stream, RANKING_SAMPLES)
         # The calibrated model is the float graph under the very node names the quantizer matches denylists by.
-        layers = layer_errors(calibration.calibrated, model, ranking[:LAYER_SAMPLES], graph.onnx_path, graph.input_layout)
+        try:  # the interpreter that keeps every tensor can abort on a graph it dislikes: a child takes the hit
+            layers = run_isolated(
+                "the per-layer error step",
+                layer_errors,
+                calibration.calibrated,
+                model,
+                ranking[:LAYER_SAMPLES],
+                graph.onnx_path,
+                graph.input_layout,
+            )
+        except NativeCrash as err:
+            note = (
+                f"per-layer error table skipped: {err}; the int8 model itself is unaffected and verified below"
+                + ("; the accuracy guard needs that table and was skipped too" if config.max_drop is not None else "")
+            )
+            progress.log(note)
+            return Int8Build(model, method, summary, None, bias, warnings=[note])
         for line in summary_lines(layers, limit=len(layers.ops) if config.debug else 8):
             progress.log(line)
         result = Int8Build(model, method, summary, layers, bias)

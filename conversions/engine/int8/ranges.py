@@ -15,6 +15,12 @@ Methods:
   estimated from the histogram.
 The graph input keeps its min/max: its range is set by preprocessing, not learned.
 
+A padded (or ``ceil_mode``) max-pool arrives as a PADV2 whose pad value is -3.4e38, a stand-in for minus
+infinity. Calibration records it as that tensor's minimum, which gives the pool an int8 scale near 1e36: the
+per-layer interpreter then aborts and XNNPACK refuses the graph. Such a PAD's output takes its input's range
+instead (``sentinel_pads``); the quantized pad value then clamps to the range's minimum, which a max-pool
+never picks over a real value, so the int8 pool computes what the float one does.
+
 The int8 variant's ``calibration`` (``CalibrationResult.summary()``, a ``CalibrationSummary``) says which
 ranges were narrowed and by how much.
 """
@@ -123,10 +129,18 @@ def calibrate(
     if count[0] == 0:
         raise ConversionError("the calibration data stream yielded no samples; check {dataset_dir}.")
     minmax, names, graph_inputs = read_ranges(calibrated)
+    pads = sentinel_pads(calibrated)
+    fixed = {out: minmax[src] for out, src in fixed_pads(pads, minmax)}
+    if fixed:
+        minmax.update(fixed)
+        calibrated = with_ranges(calibrated, fixed)
+        log.info("%d padded max-pool ranges taken from their inputs (pad value -3.4e38 left out)", len(fixed))
     result = CalibrationResult(calibrated, method, calibrated, minmax, dict(minmax), names, count[0], 0.0)
     if method != "minmax":
         result.histograms = collect_histograms(calibrated, minmax, stream, progress, expected=count[0])
         result.ranges = choose_ranges(minmax, result.histograms, method, skip=graph_inputs)
+        for out, src in fixed_pads(pads, minmax):  # a pad's values are its input's, plus the sentinel
+            result.ranges[out] = result.ranges[src]
         result.model = with_ranges(calibrated, result.ranges)
     result.seconds = time.perf_counter() - started
     return result
@@ -146,6 +160,36 @@ def read_ranges(calibrated: bytes) -> tuple[dict[int, tuple[float, float]], dict
             ranges[i] = (float(q.min[0]), float(q.max[0]))
             names[i] = tensor.name.decode() if isinstance(tensor.name, bytes) else str(tensor.name)
     return ranges, names, {int(i) for i in graph.inputs}
+
+
+SENTINEL_PAD = -1e30
+"""A PADV2 constant at or below this is onnx2tf's minus infinity for a max-pool's padding, not data."""
+
+
+def sentinel_pads(model_bytes: bytes) -> dict[int, int]:
+    """Output tensor -> input tensor of every PADV2 that pads with a minus-infinity stand-in (subgraph 0)."""
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.convert_bytearray_to_object(bytearray(model_bytes))
+    graph = model.subgraphs[0]
+    padv2 = 60  # BuiltinOperator.PADV2
+    out: dict[int, int] = {}
+    for op in graph.operators:
+        code = model.operatorCodes[op.opcodeIndex]
+        if max(int(code.builtinCode), int(code.deprecatedBuiltinCode)) != padv2 or len(op.inputs) < 3:
+            continue
+        value = graph.tensors[op.inputs[2]]
+        data = model.buffers[value.buffer].data if value.buffer < len(model.buffers) else None
+        if data is None or len(data) < 4:
+            continue
+        pad = np.frombuffer(bytes(bytearray(data)), dtype=np.float32)
+        if pad.size and float(pad.min()) <= SENTINEL_PAD:
+            out[int(op.outputs[0])] = int(op.inputs[0])
+    return out
+
+
+def fixed_pads(pads: dict[int, int], ranges: dict[int, tuple[float, float]]) -> list[tuple[int, int]]:
+    return [(out, src) for out, src in pads.items() if out in ranges and src in ranges]
 
 
 def collect_histograms(

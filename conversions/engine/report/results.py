@@ -13,6 +13,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from conversions.engine.report.device_results import EmbeddedMetadata, Targets
 from conversions.engine.report.int8_results import (
     BiasCorrection,
     CalibrationSummary,
@@ -32,6 +33,8 @@ class LatencyStats:
     p90: float = 0.0
     threads: int = 1
     runs: int = 0
+    xnnpack: bool = True
+    """False when XNNPACK refused or crashed on the model and it was timed with the reference kernels."""
 
 
 @dataclass(frozen=True)
@@ -74,6 +77,10 @@ class VariantReport:
     bias_correction: BiasCorrection | None = None
     layer_errors: LayerErrors | None = None
     guard: GuardResult | None = None
+    metadata: EmbeddedMetadata | None = None
+    """The TFLite metadata inside the file, as read back (None with ``--no-metadata``)."""
+    targets: Targets | None = None
+    """Device targets the file was run on (``tflite_micro`` for int8 files)."""
     extra: dict[str, Any] = field(default_factory=dict)
     """What a stage adds that has no field of its own (a detector's head and pictures)."""
 

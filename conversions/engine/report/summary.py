@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 from conversions.engine.errors import render
-from conversions.engine.report.results import ExportReport, VariantReport
+from conversions.engine.report.results import ExportReport, Fidelity, VariantReport
+from conversions.engine.report.tables import agreement_interval
 
 
 def _mb(n: int | None) -> str:
@@ -26,15 +27,58 @@ def variant_row(v: VariantReport, float_latency: float | None) -> dict[str, str]
         "x fp32": f"{v.size_ratio:.3f}" if v.size_ratio else "-",
         "latency ms (p50/p90)": f"{lat.median:.2f}/{lat.p90:.2f}" if lat else "-",
         "x fp32 time": ratio,
-        "top-1 agree": _pct(fid.top1_agreement) if fid else "-",
+        "top-1 agree (95% CI)": _agreement(fid),
         "confident": (f"{_pct(fid.confident_top1_agreement)} of {fid.confident_samples}"
                       if fid and fid.confident_samples else "-"),
         "top-5": _pct(fid.top5_agreement) if fid else "-",
         "SQNR dB": f"{fid.sqnr_db:.1f}" if fid else "-",
         "integer-only": "yes" if v.fully_integer else "no",
+        **_micro_cells(v),
         **_accuracy_cells(v),
         **_extra_latency_cells(v),
     }
+
+
+def _agreement(fid: Fidelity | None) -> str:
+    if fid is None or fid.top1_agreement is None:
+        return "-"
+    interval = agreement_interval(fid.top1_agreement, fid.samples)
+    return _pct(fid.top1_agreement) + (f" ({interval[0]:.0f}-{interval[1]:.0f})" if interval else "")
+
+
+def micro_cell(v: VariantReport) -> str | None:
+    """The TFLite Micro arena, "unsupported" or None when the file was not tried there."""
+    micro = v.targets.tflite_micro if v.targets else None
+    if micro is None:
+        return None
+    return _mb(micro.arena_bytes) if micro.supported else "unsupported"
+
+
+def _micro_cells(v: VariantReport) -> dict[str, str]:
+    cell = micro_cell(v)
+    return {"TFLM arena": cell} if cell else {}
+
+
+def device_lines(report: ExportReport) -> list[str]:
+    """What the files' metadata says and how each int8 file fares in TFLite Micro, one line each."""
+    lines = []
+    for v in report.variants:
+        if v.metadata is not None:
+            meta = v.metadata.metadata
+            image = meta.inputs[0] if meta.inputs else None
+            size = "x".join(str(d) for d in image.image_size) if image and image.image_size else "-"
+            labels = f", {v.metadata.labels_count} labels" if v.metadata.labels_file else ", no labels"
+            norm = f", mean {_floats(image.mean)} std {_floats(image.std)}" if image and image.mean else ""
+            lines.append(f"{v.variant} metadata: {size} {image.color_space if image else ''}{norm}{labels} "
+                         f"(read back{' and outputs unchanged' if v.metadata.outputs_unchanged else ''})")  # fmt: skip
+        micro = v.targets.tflite_micro if v.targets else None
+        if micro is not None:
+            lines.append(f"{v.variant}: {micro.message}")
+    return lines
+
+
+def _floats(values: Sequence[float]) -> str:
+    return "[" + ", ".join(f"{x:.2f}" for x in values) + "]"
 
 
 def _accuracy_cells(v: VariantReport) -> dict[str, str]:
@@ -87,12 +131,9 @@ def format_summary(report: ExportReport) -> str:
         "",
         summary_table(report),
     ]
-    for v in report.variants:
-        if v.float_ops and v.variant in ("int8", "int16x8"):
-            lines.append(f"{v.variant}: {len(v.float_ops)} op(s) compute in float: {', '.join(v.float_ops[:5])}")
-    for v in report.variants:
-        if v.guard and v.guard.message:
-            lines.append(f"{v.variant} accuracy guard: {render(v.guard.message)}")
+    lines.extend(float_and_guard_lines(report))
+    lines.extend(device_lines(report))
+    lines.extend(disagreement_lines(report))
     if report.warnings:
         lines.append("")
         lines.extend(f"note: {w}" for w in report.warnings)
@@ -103,6 +144,29 @@ def format_summary(report: ExportReport) -> str:
     for kind, path in report.intermediate_files.items():
         lines.append(f"wrote {path} ({kind})")
     return "\n".join(lines)
+
+
+def disagreement_lines(report: ExportReport, limit: int = 3) -> list[str]:
+    """A few held-out images where the most quantized variant and PyTorch disagree, by class name."""
+    dis = report.pytorch.disagreements
+    if dis is None or not dis.examples:
+        return []
+
+    def top(preds: Sequence[Any]) -> str:
+        return ", ".join(f"{p.name or p.index} {p.p:.2f}" if p.p is not None else str(p.name or p.index) for p in preds)
+
+    lines = [f"{dis.variant} and PyTorch disagree on {dis.count} of {report.pytorch.evaluation_samples} held-out images, e.g.:"]
+    for ex in dis.examples[:limit]:
+        name = ex.file.replace("\\", "/").rsplit("/", 1)[-1]
+        lines.append(f"  {name}: PyTorch {top(ex.pytorch_top3)} | {dis.variant} {top(ex.variant_top3)}")
+    return lines
+
+
+def float_and_guard_lines(report: ExportReport) -> list[str]:
+    """Which ops of an integer variant compute in float, and what the accuracy guard said."""
+    lines = [f"{v.variant}: {len(v.float_ops)} op(s) compute in float: {', '.join(v.float_ops[:5])}"
+             for v in report.variants if v.float_ops and v.variant in ("int8", "int16x8")]  # fmt: skip
+    return lines + [f"{v.variant} accuracy guard: {render(v.guard.message)}" for v in report.variants if v.guard and v.guard.message]
 
 
 def summarize_table(rows: Sequence[dict[str, Any]]) -> str:

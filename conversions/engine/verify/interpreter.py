@@ -22,12 +22,15 @@ _FLOAT_DTYPES = (np.float32, np.float16, np.float64)
 
 
 class TFLiteModel:
-    def __init__(self, model: bytes | str | Path, threads: int = 1) -> None:
-        from ai_edge_litert.interpreter import Interpreter
+    def __init__(self, model: bytes | str | Path, threads: int = 1, xnnpack: bool = True) -> None:
+        from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
         content = model if isinstance(model, bytes) else Path(model).read_bytes()
         self._bytes = content
-        self.interpreter = Interpreter(model_content=content, num_threads=threads)
+        self.xnnpack = xnnpack
+        # Without XNNPACK: the reference kernels, for a model XNNPACK refuses (verify/native.py finds out).
+        resolver = OpResolverType.AUTO if xnnpack else OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+        self.interpreter = Interpreter(model_content=content, num_threads=threads, experimental_op_resolver_type=resolver)
         self.interpreter.allocate_tensors()
         self.input = self.interpreter.get_input_details()[0]
         self.outputs = sorted(self.interpreter.get_output_details(), key=lambda d: d["name"])
@@ -82,10 +85,18 @@ def predict_many(model: TFLiteModel, inputs: np.ndarray) -> list[np.ndarray]:
 
 
 def measure_latencies(
-    models: dict[str, bytes | Path], sample: np.ndarray, threads: int = 1, runs: int = 30, warmup: int = 3
+    models: dict[str, bytes | Path],
+    sample: np.ndarray,
+    threads: int = 1,
+    runs: int = 30,
+    warmup: int = 3,
+    without_xnnpack: frozenset[str] = frozenset(),
 ) -> dict[str, LatencyStats]:
-    """Times every model on the same input, round-robin, so a noisy neighbour slows all of them alike."""
-    loaded = {name: TFLiteModel(m, threads=threads) for name, m in models.items()}
+    """Times every model on the same input, round-robin, so a noisy neighbour slows all of them alike.
+
+    Models named in ``without_xnnpack`` run on the reference kernels (their stats say ``xnnpack=False``).
+    """
+    loaded = {name: TFLiteModel(m, threads=threads, xnnpack=name not in without_xnnpack) for name, m in models.items()}
     for model in loaded.values():
         for _ in range(warmup):
             model.invoke(sample)
@@ -98,7 +109,11 @@ def measure_latencies(
             times[name].append((time.perf_counter() - start) * 1000.0)
     return {
         name: LatencyStats(
-            median=round(float(np.median(t)), 3), p90=round(float(np.percentile(t, 90)), 3), threads=threads, runs=runs
+            median=round(float(np.median(t)), 3),
+            p90=round(float(np.percentile(t, 90)), 3),
+            threads=threads,
+            runs=runs,
+            xnnpack=loaded[name].xnnpack,
         )
         for name, t in times.items()
     }

@@ -90,6 +90,8 @@ class Command(BaseCommand):
         out.add_argument("--output", help="the .tflite path (one variant)")
         out.add_argument("--output-dir", help="folder for several variants and the report")
         out.add_argument("--force", action="store_true", help="replace existing outputs")
+        out.add_argument("--no-metadata", action="store_true",
+                         help="write no TFLite metadata (normalisation, input size, labels) into the .tflite files")
 
         data = parser.add_argument_group("calibration and verification data")
         data.add_argument("--dataset-dir", "--data-dir", dest="dataset_dir",
@@ -220,4 +222,5 @@ class Command(BaseCommand):
             max_drop=opts["max_drop"],
             max_fallback=opts["max_fallback"],
             bias_correction=opts.get("bias_correction", False),
+            metadata=not opts.get("no_metadata", False),
         )

@@ -63,9 +63,10 @@ def test_when_every_route_fails_the_error_names_the_op_and_what_to_do(
         run_export(ExportConfig(model=same_pad_spec, variants=("none",), output_dir=str(out)))
 
     message = str(err.value)
-    assert "onnx2tf could not convert same_pad.onnx at ONNX op /blocks/blocks.1/Add by any route" in message
-    assert "onnx2tf: ValueError" in message
-    assert "What to try: replace that op in the model" in message
-    assert "open an issue with the ONNX file" in message
+    assert "onnx2tf could not convert same_pad.onnx at ONNX op /blocks/blocks.1/Add by any of 1 routes" in message
+    assert "onnx2tf failed in onnx2tf at /blocks/blocks.1/Add: ValueError" in message
+    assert "Dimensions must be equal" in message  # the route's own error, not cut mid-sentence
+    assert "What to try: " in message and "make both operands 4-D" in message
+    assert "export the ONNX file yourself" in message
     assert_flags_exist(message)
     assert not out.exists() or list(out.iterdir()) == []

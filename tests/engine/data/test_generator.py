@@ -149,25 +149,43 @@ def test_tflite_batches_have_a_batch_dim_and_restart(rd_flat: Path) -> None:
     np.testing.assert_array_equal(np.stack(first), np.stack(second))
 
 
-def test_bad_files_are_skipped_counted_and_replaced(tmp_path: Path) -> None:
+def test_broken_files_are_found_by_their_header_listed_by_name_and_never_sampled(tmp_path: Path) -> None:
     root = tmp_path / "bad"
     for i in range(4):
         write_image(root / f"good{i}.jpg")
     (root / "empty.jpg").write_bytes(b"")
-    (root / "text.png").write_text("not an image")
+    (root / "text.png").write_text("<html>not an image</html>")
     good = write_noise(tmp_path / "noise.jpg", (64, 64), seed=1).read_bytes()
     (root / "truncated.jpg").write_bytes(good[: len(good) * 3 // 4])
     (root / "dangling.jpg").symlink_to(root / "gone.jpg")
     gen = RepresentativeDataGenerator(root, num_samples=8, num_workers=0, input_size=16)
     samples = list(gen)
-    reasons = {Path(s["path"]).name: s["reason"] for s in gen.skipped}
-    assert reasons["empty.jpg"].startswith("empty file")
-    assert reasons["text.png"].startswith("not a readable image")
-    assert reasons["dangling.jpg"].startswith("broken symlink")
-    assert reasons["truncated.jpg"].startswith("truncated")
-    assert len(samples) == 4
+    reasons = {Path(b["path"]).name: b["reason"] for b in gen.structure.broken_files}
+    assert reasons == {
+        "empty.jpg": "empty file (0 bytes)",
+        "text.png": "not an image (starts with '<html>no')",
+        "truncated.jpg": "truncated JPEG (no end-of-image marker)",
+        "dangling.jpg": "broken symlink (target missing)",
+    }
+    assert gen.structure.num_images == 4 and gen.structure.header_checked == 8
+    assert len(samples) == 4 and gen.skipped == []  # none of them was drawn, so none had to be replaced
+    note = next(n for n in gen.notes if "failed the header check" in n)
+    assert "empty.jpg: empty file (0 bytes)" in note and "truncated.jpg: truncated JPEG" in note
+    assert gen.report()["structure"]["broken_files"] == gen.structure.broken_files
+
+
+def test_a_sampled_file_that_passes_the_header_but_fails_to_decode_is_named_in_the_notes(tmp_path: Path) -> None:
+    root = tmp_path / "bad"
+    for i in range(3):
+        write_image(root / f"good{i}.jpg")
+    # A JPEG header and end marker around garbage: the header check passes, decoding fails.
+    (root / "garbage.jpg").write_bytes(b"\xff\xd8\xff\xe0" + bytes(range(256)) * 4 + b"\xff\xd9")
+    gen = RepresentativeDataGenerator(root, num_samples=4, num_workers=0, input_size=16)
+    samples = list(gen)
+    assert len(samples) == 3
+    assert [Path(s["path"]).name for s in gen.skipped] == ["garbage.jpg"]
     assert gen.report()["skipped"] == gen.skipped
-    assert any("unusable files skipped" in n for n in gen.notes)
+    assert any("sampled files skipped as unusable (garbage.jpg: " in n for n in gen.notes)
 
 
 def test_nothing_usable_is_an_error(tmp_path: Path) -> None:
@@ -175,7 +193,7 @@ def test_nothing_usable_is_an_error(tmp_path: Path) -> None:
     root.mkdir()
     (root / "a.jpg").write_bytes(b"")
     (root / "b.jpg").write_text("nope")
-    with pytest.raises(DatasetError, match="no usable images"):
+    with pytest.raises(DatasetError, match=r"failed the header check \(a.jpg: empty file \(0 bytes\); b.jpg: not an image"):
         RepresentativeDataGenerator(root, num_samples=2, num_workers=0)
 
 

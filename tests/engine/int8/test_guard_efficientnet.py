@@ -5,26 +5,14 @@ from __future__ import annotations
 
 import pytest
 
-from conversions.engine.config import DataSpec, ExportConfig, ModelSpec
 from conversions.engine.report.records import to_json
-from engine.int8.conftest import CALIB, EVAL, PHOTOS
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def lite0(tmp_path_factory):
-    from conversions.engine.pipeline import run_export
-
-    out = tmp_path_factory.mktemp("lite0") / "lite0_int8.tflite"
-    config = ExportConfig(
-        model=ModelSpec(model="efficientnet-lite0"),
-        data=DataSpec(dataset_dir=str(PHOTOS), num_calib_samples=CALIB, num_eval_samples=EVAL),
-        variants=("int8",),
-        output=str(out),
-        max_drop=1.0,
-    )
-    return run_export(config).variant("int8")
+def lite0(lite0_report):
+    return lite0_report.variant("int8")
 
 
 def test_no_fallback_is_added_when_the_budget_already_holds(lite0):
