@@ -12,6 +12,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from conversions.media import media_absolute, media_relative
+from conversions.permissions import require_change
 from conversions.models.checkpoint import name_validator
 
 
@@ -90,8 +91,6 @@ class Dataset(models.Model):
     def detect_again(self, user) -> None:
         """Detects the structure again (a server folder may have changed since it was registered), for the
         dataset's owner or staff (``PermissionDenied`` for anyone else)."""
-        from conversions.permissions import require_change
-
         require_change(user, self, "detect again")
         self.detect_structure()
         self.refresh_thumbnails()
