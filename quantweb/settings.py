@@ -156,6 +156,9 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = VAR_DIR / "staticfiles"
+WHITENOISE_USE_FINDERS = WHITENOISE_AUTOREFRESH = DEBUG or TESTING  # no collectstatic needed while developing
+if WHITENOISE_USE_FINDERS:
+    STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # WhiteNoise warns on every request about a missing one
 # WhiteNoise serves static files from the web process (gunicorn), compressed and with hashed names once
 # `manage.py collectstatic` has run; under DEBUG or tests the plain finder storage is used.
 STORAGES = {

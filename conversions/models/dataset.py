@@ -96,6 +96,24 @@ class Dataset(models.Model):
         self.refresh_thumbnails()
         self.save()
 
+    def delete_by(self, user) -> None:
+        """Deletes the dataset, for its owner or staff (``PermissionDenied`` for anyone else); an uploaded
+        dataset's files and every thumbnail go with it. A dataset that runs used stays (``ValueError``): the
+        runs are the audit trail."""
+        require_change(user, self, "delete")
+        if self.runs.exists():
+            raise ValueError(f"{self} was used by {self.runs.count()} run(s), which keep it for the record.")
+        upload_folder = self.folder if self.source == self.Source.UPLOAD else None
+        self.delete()
+        shutil.rmtree(self.thumbnail_dir, ignore_errors=True)
+        media = Path(settings.MEDIA_ROOT).resolve() / "datasets"
+        while upload_folder is not None and upload_folder.resolve().parent != media:  # up to datasets/<name>-xyz
+            if upload_folder.resolve() == upload_folder.resolve().parent:
+                return
+            upload_folder = upload_folder.parent
+        if upload_folder is not None:
+            shutil.rmtree(upload_folder, ignore_errors=True)
+
     def detect_structure(self) -> None:
         """Asks the data engine what this folder holds (raises its DatasetError, a QuantwebError)."""
         from conversions.engine.data.layouts import detect_dataset
