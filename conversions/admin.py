@@ -54,6 +54,13 @@ class CheckpointAdmin(admin.ModelAdmin):
             return self.readonly_fields
         return (*self.readonly_fields, *Checkpoint.IMMUTABLE_FIELDS)
 
+    def save_model(self, request, obj, form, change):
+        """A version added here gets its digest and code check like an upload (it is changed no further)."""
+        super().save_model(request, obj, form, change)
+        if not change:
+            obj.record_file_digest()
+            obj.save(update_fields=["sha256", "size_bytes", "code_reasons"])
+
     @admin.display(description="sha256")
     def short_sha256(self, obj):
         return obj.sha256[:12]

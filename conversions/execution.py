@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from django.conf import settings
-from django.db import close_old_connections, connection
+from django.db import DatabaseError, close_old_connections, connection
 from django.utils import timezone
 
 from conversions.engine.config import ExportConfig
@@ -231,11 +231,17 @@ class Heartbeat:
         self._thread.join(timeout=5)
 
     def _beat(self) -> None:
+        """Beats until stopped. A database error (SQLite's "database is locked", a PostgreSQL restart) skips
+        one beat and drops the connection; the thread never dies of it, so a live run is not reaped."""
         try:
             while not self._stop.wait(self.every):
-                close_old_connections()
-                ConversionRun.objects.filter(pk=self.run_pk, status=ConversionRun.Status.RUNNING).update(
-                    heartbeat=timezone.now()
-                )
+                try:
+                    close_old_connections()
+                    ConversionRun.objects.filter(pk=self.run_pk, status=ConversionRun.Status.RUNNING).update(
+                        heartbeat=timezone.now()
+                    )
+                except DatabaseError as err:
+                    logger.warning("run %s: heartbeat skipped (%s); retrying in %.0f s", self.run_pk, err, self.every)
+                    connection.close()
         finally:
             connection.close()

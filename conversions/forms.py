@@ -24,7 +24,6 @@ from conversions.models import (
     name_validator,
 )
 from conversions.media import media_relative, shown_to
-from conversions.permissions import may_add_version
 from conversions.run_settings import RunSettings
 from conversions.uploads import (
     ARCHIVE_SUFFIXES,
@@ -255,7 +254,7 @@ class CheckpointForm(forms.Form):
 
     def clean_name(self) -> str:
         name = self.cleaned_data["name"]
-        if not may_add_version(self.user, name):
+        if not Checkpoint.may_add_version(self.user, name):
             raise forms.ValidationError(
                 f"The model name {name} belongs to another user; only they or a staff member may add a version. "
                 "Choose another name."

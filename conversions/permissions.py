@@ -15,13 +15,10 @@ from django.core.exceptions import PermissionDenied
 
 
 def owner_of(obj: Any) -> int | None:
-    """The id of the user who owns ``obj`` (its creator); for a checkpoint, the creator of the model name."""
-    from conversions.models import Checkpoint
-
-    if isinstance(obj, Checkpoint):
-        first = Checkpoint.objects.filter(name=obj.name).order_by("version").values_list("created_by", flat=True).first()
-        return first if first is not None else obj.created_by_id
-    return getattr(obj, "created_by_id", None)
+    """The id of the user who owns ``obj``: its ``owner_id`` where the record defines one (a checkpoint: the
+    creator of the model name's first version), else its creator. Imports no model, so every model may use it."""
+    owner = getattr(obj, "owner_id", None)
+    return owner if owner is not None else getattr(obj, "created_by_id", None)
 
 
 def can_change(user: Any, obj: Any) -> bool:
@@ -40,10 +37,3 @@ def require_staff(user: Any, action: str) -> None:
     if user is None or not getattr(user, "is_staff", False):
         raise PermissionDenied(f"Only a staff member may {action}.")
 
-
-def may_add_version(user: Any, name: str) -> bool:
-    """A new version under an existing model name is for that name's owner or staff; a new name for anyone."""
-    from conversions.models import Checkpoint
-
-    latest = Checkpoint.objects.filter(name=name).order_by("-version").first()
-    return latest is None or can_change(user, latest)

@@ -28,24 +28,39 @@ def reap_dead_runs(check_queue: bool = True) -> list[ConversionRun]:
     """Marks failed every active run that can no longer finish, with the reason; returns them.
 
     Running runs: their process is gone (same host), their heartbeat is stale, or RQ recorded their job as
-    failed or stopped. Queued runs (with ``check_queue``): their RQ job vanished or failed before it started.
+    failed or stopped. Queued runs: one that never reached its queue (no job id after the grace period: the
+    process that launched it died first), and (with ``check_queue``) one whose RQ job vanished or failed
+    before it started.
     """
     reaped = []
     running = list(ConversionRun.objects.filter(status=ConversionRun.Status.RUNNING))
-    queued = []
-    if check_queue:
-        grace = timezone.now() - timedelta(seconds=QUEUED_GRACE_SECONDS)
-        queued = list(
-            ConversionRun.objects.filter(status=ConversionRun.Status.QUEUED, created__lt=grace).exclude(job_id="")
-        )
+    grace = timezone.now() - timedelta(seconds=QUEUED_GRACE_SECONDS)
+    stale_queued = ConversionRun.objects.filter(status=ConversionRun.Status.QUEUED, created__lt=grace)
+    never_queued = list(stale_queued.filter(job_id=""))
+    queued = list(stale_queued.exclude(job_id="")) if check_queue else []
     rq_reasons = queue.job_failure_reasons({r.pk: r.job_id for r in running + queued if r.job_id}) if check_queue else {}
-    for run in running + queued:
-        reason = death_reason(run) or rq_reasons.get(run.pk)
+    for run in running + queued + never_queued:
+        reason = death_reason(run) or rq_reasons.get(run.pk) or never_queued_reason(run)
         if reason and run.terminate(ConversionRun.Status.FAILED, error=reason):
             logger.warning("run %s marked failed: %s", run.pk, reason)
             remove_run_outputs(run)
             reaped.append(run)
     return reaped
+
+
+def never_queued_reason(run: ConversionRun) -> str | None:
+    """Why a queued run with no job id past the grace period will never start."""
+    if run.status != ConversionRun.Status.QUEUED or run.job_id:
+        return None
+    if run.queue_name:
+        return (
+            f"It never reached its queue '{run.queue_name}': the process that launched it stopped before handing "
+            f"it to Redis (no job id after {QUEUED_GRACE_SECONDS} s). Re-run it."
+        )
+    return (
+        f"Its command-line process stopped before the run started (still queued after {QUEUED_GRACE_SECONDS} s). "
+        "Run the command again."
+    )
 
 
 def death_reason(run: ConversionRun, now=None) -> str | None:

@@ -17,6 +17,7 @@ urlpatterns = [
     path("datasets/new/", views.dataset_new, name="dataset_new"),
     path("datasets/<int:pk>/", views.dataset_detail, name="dataset"),
     path("datasets/<int:pk>/detect/", views.dataset_detect, name="dataset_detect"),
+    path("datasets/<int:pk>/delete/", views.dataset_delete, name="dataset_delete"),
     path("datasets/<int:pk>/thumbnails/<int:index>.jpg", views.dataset_thumbnail, name="dataset_thumbnail"),
     path("checkpoints/", views.checkpoint_list, name="checkpoints"),
     path("checkpoints/new/", views.checkpoint_new, name="checkpoint_new"),

@@ -258,6 +258,18 @@ def dataset_detect(request: HttpRequest, pk: int) -> HttpResponse:
     return redirect(dataset)
 
 
+@require_POST
+def dataset_delete(request: HttpRequest, pk: int) -> HttpResponse:
+    dataset = get_object_or_404(Dataset, pk=pk)
+    try:
+        dataset.delete_by(request.user)
+    except ValueError as err:
+        messages.error(request, str(err))
+        return redirect(dataset)
+    messages.success(request, f"Dataset {dataset.name} deleted.")
+    return redirect("conversions:datasets")
+
+
 def dataset_new(request: HttpRequest) -> HttpResponse:
     form = DatasetForm(request.POST or None, request.FILES or None, user=request.user)
     if request.method == "POST" and form.is_valid():

@@ -3,22 +3,70 @@
 DATABASE_URL (default: SQLite under var/), REDIS_URL, MEDIA_ROOT, SECRET_KEY, DEBUG, QUANTWEB_QUEUE,
 QUANTWEB_DATASET_ROOTS (server folders users may register as datasets, separated by ":").
 
+DEBUG is off unless DEBUG=1. Outside DEBUG, SECRET_KEY must be set, except for the embedded default
+(``scripts/start_portal.sh`` sets QUANTWEB_EMBEDDED=1), which generates one into var/secret_key on first
+start. QUANTWEB_HTTPS=1 (behind a TLS-terminating proxy that sets X-Forwarded-Proto) turns on the secure
+cookies, HSTS and the HTTPS redirect that ``manage.py check --deploy`` asks for: the README's production
+settings.
+
 Under pytest (which sets PYTEST_VERSION) the default database is this machine's PostgreSQL
 (pytest-django creates ``test_test`` from it) and the RQ queue gets a name of its own per test session, so
 tests run against the real services without cross-talk; DATABASE_URL / QUANTWEB_QUEUE still win.
 """
 
 import os
+import secrets
 from pathlib import Path
 
 import dj_database_url
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("QUANTWEB_VAR_DIR", BASE_DIR / "var"))
+TESTING = "PYTEST_VERSION" in os.environ
 
-SECRET_KEY = os.environ.get("SECRET_KEY", "dev-only-insecure-key-set-SECRET_KEY-in-production")
-DEBUG = os.environ.get("DEBUG", "1") == "1"
+DEBUG = os.environ.get("DEBUG", "0") == "1"
 ALLOWED_HOSTS = os.environ.get("ALLOWED_HOSTS", "127.0.0.1,localhost,testserver").split(",")
+
+
+SECRET_KEY_MISSING = (
+    "SECRET_KEY is not set. In production set it to a long random string (e.g. python -c 'import secrets; "
+    "print(secrets.token_urlsafe(50))'); scripts/start_portal.sh generates one into var/ for the embedded default."
+)
+
+
+def _secret_key() -> str:
+    """SECRET_KEY from the environment; for the embedded default, DEBUG and tests, one generated once into
+    var/secret_key (readable by its owner only). Otherwise empty: commands that sign nothing (workers, the
+    CLI) still run, and the web process refuses to start (``quantweb.wsgi``) with ``SECRET_KEY_MISSING``."""
+    if os.environ.get("SECRET_KEY"):
+        return os.environ["SECRET_KEY"]
+    if not (DEBUG or TESTING or os.environ.get("QUANTWEB_EMBEDDED") == "1"):
+        return ""
+    path = VAR_DIR / "secret_key"
+    if not path.exists():
+        VAR_DIR.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:  # another process of the portal wrote it first
+            pass
+        else:
+            with os.fdopen(fd, "w") as fh:
+                fh.write(secrets.token_urlsafe(50))
+    return path.read_text().strip()
+
+
+SECRET_KEY = _secret_key()
+
+# Behind a TLS proxy (QUANTWEB_HTTPS=1): what `manage.py check --deploy` asks of a production site.
+HTTPS = os.environ.get("QUANTWEB_HTTPS", "0") == "1"
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_SSL_REDIRECT = HTTPS
+SESSION_COOKIE_SECURE = HTTPS
+CSRF_COOKIE_SECURE = HTTPS
+SECURE_HSTS_SECONDS = int(os.environ.get("QUANTWEB_HSTS_SECONDS", "31536000")) if HTTPS else 0
+SECURE_HSTS_INCLUDE_SUBDOMAINS = HTTPS
+SECURE_HSTS_PRELOAD = HTTPS
+CSRF_TRUSTED_ORIGINS = [o for o in os.environ.get("CSRF_TRUSTED_ORIGINS", "").split(",") if o]
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -29,11 +77,22 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django_rq",
     "ninja",  # serves the API docs' Swagger UI from its own static files, not a CDN
+    "axes",
     "conversions",
 ]
 
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # login throttling: refuses before the password is checked
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = int(os.environ.get("QUANTWEB_LOGIN_FAILURE_LIMIT", "5"))
+AXES_COOLOFF_TIME = float(os.environ.get("QUANTWEB_LOGIN_COOLOFF_HOURS", "0.25"))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -41,6 +100,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "quantweb.urls"
@@ -62,7 +122,6 @@ TEMPLATES = [
 
 WSGI_APPLICATION = "quantweb.wsgi.application"
 
-TESTING = "PYTEST_VERSION" in os.environ
 _DEFAULT_DATABASE_URL = (
     "postgres://postgres@127.0.0.1:5432/test" if TESTING else f"sqlite:///{VAR_DIR / 'quantweb.sqlite3'}"
 )
@@ -72,6 +131,15 @@ DATABASES = {
         conn_max_age=0 if TESTING else 60,
     )
 }
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # Web, workers and the reaper share one SQLite file: WAL lets readers run beside the writer, the busy
+    # timeout makes a writer wait for the lock instead of failing with "database is locked".
+    DATABASES["default"]["OPTIONS"] = {
+        "timeout": 30,
+        "transaction_mode": "IMMEDIATE",
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    }
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
 if TESTING:
     # One test database per pytest session, so developers' concurrent runs on one PostgreSQL do not drop
     # each other's; worker processes get the real name through conversions.testing.worker_environment().
@@ -89,6 +157,19 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = VAR_DIR / "staticfiles"
+WHITENOISE_USE_FINDERS = WHITENOISE_AUTOREFRESH = DEBUG or TESTING  # no collectstatic needed while developing
+if WHITENOISE_USE_FINDERS:
+    STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # WhiteNoise warns on every request about a missing one
+# WhiteNoise serves static files from the web process (gunicorn), compressed and with hashed names once
+# `manage.py collectstatic` has run; under DEBUG or tests the plain finder storage is used.
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
+        if DEBUG or TESTING
+        else "whitenoise.storage.CompressedManifestStaticFilesStorage"
+    },
+}
 
 MEDIA_ROOT = Path(os.environ.get("MEDIA_ROOT", VAR_DIR / "media"))
 MEDIA_URL = "media/"

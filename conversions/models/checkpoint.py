@@ -20,6 +20,7 @@ from django.utils import timezone
 from conversions.engine.config import ModelSpec
 from conversions.media import file_sha256
 from conversions.models.artifact import ImmutableError
+from conversions.permissions import can_change, require_staff
 
 name_validator = RegexValidator(
     r"^[A-Za-z0-9][A-Za-z0-9._-]*$",
@@ -84,6 +85,19 @@ class Checkpoint(models.Model):
     def get_absolute_url(self) -> str:
         return reverse("conversions:checkpoint", args=[self.pk])
 
+    @property
+    def owner_id(self) -> int | None:
+        """Who owns the model name: the creator of its first version."""
+        first = type(self).objects.filter(name=self.name).order_by("version").values_list("created_by", flat=True)
+        owner = first.first()
+        return owner if owner is not None else self.created_by_id
+
+    @classmethod
+    def may_add_version(cls, user, name: str) -> bool:
+        """A new version under an existing model name is for its owner or staff; a new name is for anyone."""
+        latest = cls.objects.filter(name=name).order_by("-version").first()
+        return latest is None or can_change(user, latest)
+
     @classmethod
     def next_version(cls, name: str) -> int:
         latest = cls.objects.filter(name=name).aggregate(v=models.Max("version"))["v"]
@@ -127,16 +141,12 @@ class Checkpoint(models.Model):
 
     def trust(self, user) -> None:
         """Records ``user`` (staff) trusting this version's current files; refuses anyone else."""
-        from conversions.permissions import require_staff
-
         require_staff(user, f"trust {self}")
         self.trusted, self.trusted_by, self.trusted_at = True, user, timezone.now()
         self.trusted_digest = self.trust_digest()
         super().save(update_fields=["trusted", "trusted_by", "trusted_at", "trusted_digest"])
 
     def distrust(self, user) -> None:
-        from conversions.permissions import require_staff
-
         require_staff(user, f"withdraw trust from {self}")
         self.trusted, self.trusted_by, self.trusted_at, self.trusted_digest = False, user, timezone.now(), ""
         super().save(update_fields=["trusted", "trusted_by", "trusted_at", "trusted_digest"])

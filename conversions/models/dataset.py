@@ -12,6 +12,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from conversions.media import media_absolute, media_relative
+from conversions.permissions import require_change
 from conversions.models.checkpoint import name_validator
 
 
@@ -90,12 +91,28 @@ class Dataset(models.Model):
     def detect_again(self, user) -> None:
         """Detects the structure again (a server folder may have changed since it was registered), for the
         dataset's owner or staff (``PermissionDenied`` for anyone else)."""
-        from conversions.permissions import require_change
-
         require_change(user, self, "detect again")
         self.detect_structure()
         self.refresh_thumbnails()
         self.save()
+
+    def delete_by(self, user) -> None:
+        """Deletes the dataset, for its owner or staff (``PermissionDenied`` for anyone else); an uploaded
+        dataset's files and every thumbnail go with it. A dataset that runs used stays (``ValueError``): the
+        runs are the audit trail."""
+        require_change(user, self, "delete")
+        if self.runs.exists():
+            raise ValueError(f"{self} was used by {self.runs.count()} run(s), which keep it for the record.")
+        upload_folder = self.folder if self.source == self.Source.UPLOAD else None
+        self.delete()
+        shutil.rmtree(self.thumbnail_dir, ignore_errors=True)
+        media = Path(settings.MEDIA_ROOT).resolve() / "datasets"
+        while upload_folder is not None and upload_folder.resolve().parent != media:  # up to datasets/<name>-xyz
+            if upload_folder.resolve() == upload_folder.resolve().parent:
+                return
+            upload_folder = upload_folder.parent
+        if upload_folder is not None:
+            shutil.rmtree(upload_folder, ignore_errors=True)
 
     def detect_structure(self) -> None:
         """Asks the data engine what this folder holds (raises its DatasetError, a QuantwebError)."""

@@ -51,3 +51,11 @@ def shown_to(text: Any, user: Any) -> str:
     from conversions.media import shown_to as _shown_to
 
     return _shown_to(user, "" if text is None else text)
+
+
+@register.filter
+def may_change(obj: Any, user: Any) -> bool:
+    """``{% if run|may_change:user %}``: whether ``user`` may cancel, re-run, detect again or delete ``obj``."""
+    from conversions.permissions import can_change
+
+    return can_change(user, obj)

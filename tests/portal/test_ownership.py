@@ -3,6 +3,8 @@ another user and as staff, through the pages."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
@@ -104,3 +106,34 @@ def test_everyone_signed_in_sees_every_run_dataset_and_checkpoint(people, owned)
     client = _client(people["other"])
     for obj in owned.values():
         assert client.get(obj.get_absolute_url()).status_code == 200
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_only_the_owner_or_staff_may_delete_a_dataset(people, owned, role):
+    dataset = owned["dataset"]
+    thumbs = dataset.thumbnail_dir
+    thumbs.mkdir(parents=True)
+    response = _client(people[role]).post(reverse("conversions:dataset_delete", args=[dataset.pk]))
+    if role == "other":
+        assert response.status_code == 403 and Dataset.objects.filter(pk=dataset.pk).exists()
+    else:
+        assert response.status_code == 302 and not Dataset.objects.filter(pk=dataset.pk).exists()
+        assert not thumbs.exists()
+        assert Path(dataset.path).is_dir(), "a server folder is registered, not owned: it stays"
+
+
+def test_a_dataset_that_runs_used_is_kept(people, owned):
+    dataset = owned["dataset"]
+    ConversionRun.objects.filter(pk=owned["run"].pk).update(dataset=dataset)
+    response = _client(people["owner"]).post(reverse("conversions:dataset_delete", args=[dataset.pk]), follow=True)
+    assert "keep it for the record" in response.content.decode()
+    assert Dataset.objects.filter(pk=dataset.pk).exists()
+
+
+def test_pages_offer_change_buttons_only_to_who_may_use_them(people, owned):
+    url = owned["dataset"].get_absolute_url()
+    assert "Detect again" in _client(people["owner"]).get(url).content.decode()
+    assert "Detect again" not in _client(people["other"]).get(url).content.decode()
+    run_url = owned["run"].get_absolute_url()
+    assert ">Cancel<" in _client(people["staff"]).get(run_url).content.decode()
+    assert ">Cancel<" not in _client(people["other"]).get(run_url).content.decode()
