@@ -44,3 +44,16 @@ def hide_server_paths(text: str) -> str:
 def shown_to(user, text: str) -> str:
     """``text`` as ``user`` may see it: staff see server paths, everyone else ``hide_server_paths``."""
     return str(text) if getattr(user, "is_staff", False) else hide_server_paths(text)
+
+
+def data_shown_to(user, data):
+    """JSON-like ``data`` (a run's config, say) with ``shown_to`` applied to every string in it."""
+    if getattr(user, "is_staff", False):
+        return data
+    if isinstance(data, str):
+        return hide_server_paths(data)
+    if isinstance(data, dict):
+        return {key: data_shown_to(user, value) for key, value in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [data_shown_to(user, value) for value in data]
+    return data

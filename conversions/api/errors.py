@@ -14,6 +14,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 
 from conversions.engine.errors import QuantwebError
+from conversions.media import shown_to
 from conversions.run_actions import ActionRefused
 from conversions.wording import PORTAL_FIELD_NAMES, RUN_FORM_FIELDS
 
@@ -48,7 +49,9 @@ def install(api: "NinjaAPI") -> None:
     """Makes every failure (ours, Django's and django-ninja's) answer in the one shape."""
 
     def answer(request: HttpRequest, status: int, message: str, field: str = "") -> HttpResponse:
-        return api.create_response(request, {"error": message, "field": field}, status=status)
+        # the same rule as the pages: no absolute server paths for non-staff users
+        shown = shown_to(getattr(request, "user", None), message)
+        return api.create_response(request, {"error": shown, "field": field}, status=status)
 
     @api.exception_handler(ApiError)
     def api_error(request, exc: ApiError):

@@ -26,6 +26,7 @@ from conversions.api.schemas import (
 )
 from conversions.downloads import file_download
 from conversions.engine.errors import QuantwebError
+from conversions.media import data_shown_to, shown_to
 from conversions.forms import NewRunForm
 from conversions.models import ConversionRun
 from conversions.reaper import reap_dead_runs
@@ -106,9 +107,9 @@ def get_run(request: HttpRequest, pk: int):
         for a in run.artifacts.all()
     ]
     return RunOut(
-        id=run.pk, status=run.status, stage=run.stage, progress=run.progress, error=run.error,
+        id=run.pk, status=run.status, stage=run.stage, progress=run.progress, error=shown_to(request.user, run.error),
         created=run.created, started=run.started, finished=run.finished, checkpoint=run.checkpoint_id,
-        dataset=run.dataset_id, config=run.config or {},
+        dataset=run.dataset_id, config=data_shown_to(request.user, run.config or {}),
         summary={v.variant: VariantSummary.of(v) for v in report.variants} if report else {},
         artifacts=artifacts, report_url=api_url(request, "run_report", run.pk) if report else None,
         url=api_url(request, "run", run.pk),

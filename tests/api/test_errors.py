@@ -120,3 +120,14 @@ def test_the_run_list_is_paginated_and_filtered(api_as, alice, bob, builtin):
     assert {r["variants"][0] for r in api.get("/runs/", params={"variant": "float16"}).json()["results"]} == {"float16"}
     _error(api.get("/runs/", params={"page_size": 1000}), 400, "page_size")
     _error(api.get("/runs/", params={"page": 9}), 404, "page")
+
+
+def test_a_run_shows_no_server_paths_to_other_users_but_does_to_staff(api_as, alice, bob, admin_user, builtin):
+    secret = "/srv/quantweb/media/checkpoints/alice/lite.pth"
+    run = ConversionRun.objects.create(checkpoint=builtin, variants="float32", model_name="lite", created_by=alice,
+                                       status="failed", error=f"could not read {secret}",
+                                       config={"model": {"checkpoint": secret}})  # fmt: skip
+    body = api_as(bob).get(f"/runs/{run.pk}/").json()
+    assert "/srv/quantweb" not in str(body) and "lite.pth" in body["error"], body
+    staff = api_as(admin_user).get(f"/runs/{run.pk}/").json()
+    assert staff["error"] == f"could not read {secret}" and staff["config"]["model"]["checkpoint"] == secret
