@@ -155,3 +155,17 @@ def test_a_labels_file_must_be_text_with_names(user_client, settings, tmp_path, 
     })  # fmt: skip
     assert error in response.content.decode()
     assert not Checkpoint.objects.exists()
+
+
+def test_the_run_page_shows_each_files_metadata_and_tflite_micro_readiness(user_client, portal_report):
+    run = _run(portal_report)
+    html = user_client.get(run.get_absolute_url()).content.decode()
+    device = _section(html, 'id="device"')
+    int8 = portal_report["variants"][3]
+    micro = int8["targets"]["tflite_micro"]
+    assert micro["supported"] and f"{micro['arena_bytes']:,} bytes" in device
+    meta = int8["metadata"]["metadata"]
+    assert meta["inputs"][0]["description"].split(";")[0] in device, device
+    assert f"labels.txt ({int8['metadata']['labels_count']} classes)" in device and int8["metadata"]["labels_count"] > 1
+    variants = _section(html, 'id="variants"')
+    assert variants.count("data-micro") == 1, "only the int8 file is tried in TFLite Micro"
