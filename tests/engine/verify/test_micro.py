@@ -38,7 +38,8 @@ def test_a_small_int8_model_runs_in_tflite_micro_with_its_arena_and_exactness_re
 
 
 def test_a_model_with_an_op_tflite_micro_lacks_is_reported_and_the_run_succeeds(trained_model, tmp_path):
-    spec = ModelSpec(str(trained_model.checkpoint), f"{MODELS_FILE}:topk_shift", input_shape=SMALL_SHAPE)
+    spec = ModelSpec(str(trained_model.checkpoint), f"{MODELS_FILE}:topk_shift", input_shape=SMALL_SHAPE,
+                     trust_checkpoint=True)  # the test suite's own factory file
     config = dataclasses.replace(trained_model.config(output=str(tmp_path / "topk_int8.tflite")), model=spec)
     report = run_export(config)
     micro = report.variant("int8").targets.tflite_micro
