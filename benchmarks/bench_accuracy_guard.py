@@ -66,16 +66,27 @@ def specs(workdir: Path, skip_lite0: bool) -> dict[str, ModelSpec]:
 
     ckpt = workdir / "spiky.pth"
     torch.save(make_weights(), ckpt)
-    out = {"test model (planted outliers)": ModelSpec(checkpoint=str(ckpt), model=f"{SPIKY}:build", input_shape=(1, 3, 32, 32))}
+    out = {
+        "test model (planted outliers)": ModelSpec(
+            checkpoint=str(ckpt), model=f"{SPIKY}:build", input_shape=(1, 3, 32, 32)
+        )
+    }
     if not skip_lite0:
         out = {"EfficientNet-Lite0": ModelSpec(model="efficientnet-lite0"), **out}
     return out
 
 
-def config_for(spec: ModelSpec, seed: int, output: Path | None = None, **kwargs) -> ExportConfig:
+def config_for(
+    spec: ModelSpec, seed: int, output: Path | None = None, **kwargs
+) -> ExportConfig:
     return ExportConfig(
         model=spec,
-        data=DataSpec(dataset_dir=str(PHOTOS), num_calib_samples=100, num_eval_samples=188, seed=seed),
+        data=DataSpec(
+            dataset_dir=str(PHOTOS),
+            num_calib_samples=100,
+            num_eval_samples=188,
+            seed=seed,
+        ),
         variants=("int8",),
         output=str(output) if output else None,
         force=True,
@@ -94,12 +105,19 @@ def bench_ranges(name: str, spec: ModelSpec, seeds: list[int], workdir: Path) ->
         config = config_for(spec, seed)
         data = prepare_data(config, loaded, NullProgress())
         if graph is None:
-            onnx_path = export_onnx(loaded.module, loaded.input_shape, workdir / f"{spec.name}.onnx")
+            onnx_path = export_onnx(
+                loaded.module, loaded.input_shape, workdir / f"{spec.name}.onnx"
+            )
             graph = convert_to_tf(onnx_path, workdir, data.evaluation.inputs_nchw)
         stream = calibration_stream(data, graph.input_layout)
         with torch.no_grad():
             x = data.evaluation.inputs_nchw
-            ref = torch.cat([loaded.module(torch.from_numpy(x[i : i + 16])) for i in range(0, len(x), 16)]).numpy()
+            ref = torch.cat(
+                [
+                    loaded.module(torch.from_numpy(x[i : i + 16]))
+                    for i in range(0, len(x), 16)
+                ]
+            ).numpy()
         eval_tf = to_tf_layout(data.evaluation.inputs_nchw, graph.input_layout)
         t0 = time.perf_counter()
         cal = cr.calibrate(graph.concrete_function, stream, "percentile")
@@ -108,12 +126,20 @@ def bench_ranges(name: str, spec: ModelSpec, seeds: list[int], workdir: Path) ->
         models = {
             "minmax": cr.quantize(cal.calibrated),
             "percentile": cr.quantize(cal.model),
-            "mse": cr.quantize(cr.with_ranges(cal.calibrated, cr.choose_ranges(cal.minmax, cal.histograms, "mse", skip=inputs))),
+            "mse": cr.quantize(
+                cr.with_ranges(
+                    cal.calibrated,
+                    cr.choose_ranges(cal.minmax, cal.histograms, "mse", skip=inputs),
+                )
+            ),
         }
         for method, model in models.items():
             f = fidelity(ref, predict_many(TFLiteModel(model), eval_tf)[0])
             print(f"| {name} | {seed} | {method} | {fmt(f)} |", flush=True)
-        print(f"<!-- {name} seed {seed}: calibration + histograms {t_cal:.1f} s -->", flush=True)
+        print(
+            f"<!-- {name} seed {seed}: calibration + histograms {t_cal:.1f} s -->",
+            flush=True,
+        )
 
 
 def bench_guard(name: str, spec: ModelSpec, workdir: Path) -> None:
@@ -134,43 +160,79 @@ def bench_guard(name: str, spec: ModelSpec, workdir: Path) -> None:
     )
 
 
-def bench_ranking(spec: ModelSpec, workdir: Path, counts: tuple[int, ...] = (2, 4, 8, 12)) -> None:
+def bench_ranking(
+    spec: ModelSpec, workdir: Path, counts: tuple[int, ...] = (2, 4, 8, 12)
+) -> None:
     loaded = load_model(spec)
-    config = config_for(spec, 0, calibration_method="minmax", max_drop=0.0, max_fallback=1.0)
+    config = config_for(
+        spec, 0, calibration_method="minmax", max_drop=0.0, max_fallback=1.0
+    )
     data = prepare_data(config, loaded, NullProgress())
-    graph = convert_to_tf(export_onnx(loaded.module, loaded.input_shape, workdir / "rank.onnx"), workdir,
-                          data.evaluation.inputs_nchw)
+    graph = convert_to_tf(
+        export_onnx(loaded.module, loaded.input_shape, workdir / "rank.onnx"),
+        workdir,
+        data.evaluation.inputs_nchw,
+    )
     stream = calibration_stream(data, graph.input_layout)
     float_model = convert_variant(graph.concrete_function, "float32")[0]
     cal = cr.calibrate(graph.concrete_function, stream, "minmax")
     base = cr.quantize(cal.model)
     evaluation = SimpleNamespace(inputs_nchw=data.evaluation.inputs_nchw, targets=None)
     ranking = np.concatenate([s[0] for s, _ in zip(stream(), range(32))])
-    guard = Guard(config, graph, float_model, stream, evaluation, ranking, NullProgress(), len(data.generator))
-    layers = layer_errors(float_model, base, ranking, graph.onnx_path, graph.input_layout)
+    guard = Guard(
+        config,
+        graph,
+        float_model,
+        stream,
+        evaluation,
+        ranking,
+        NullProgress(),
+        len(data.generator),
+    )
+    layers = layer_errors(
+        float_model, base, ranking, graph.onnx_path, graph.input_layout
+    )
     t0 = time.perf_counter()
     units, _, _ = float_units(float_model)
     ranked = guard.rank(units, cal, guard.score(base), layers)
     t_rank = time.perf_counter() - t0
     by_layer = [op.name for op in layers.worst(len(layers.ops))]
     b = to_json(guard.budget.measure(base))
-    print(f"| none (plain int8) | 0 | {b['top1_agreement']:.1f} | {b['value']:.1f} | {b['sqnr_db']:.2f} | 1.00 |")
+    print(
+        f"| none (plain int8) | 0 | {b['top1_agreement']:.1f} | {b['value']:.1f} | {b['sqnr_db']:.2f} | 1.00 |"
+    )
     for n in counts:
         end_to_end: list[str] = []
         for u, _, _ in ranked:
             end_to_end = list(dict.fromkeys([*end_to_end, *u.ops]))
             if len(end_to_end) >= n:
                 break
-        for label, kept in (("per-layer SQNR, worst first", by_layer[:n]), ("end-to-end ranking (guard)", end_to_end[:n])):
+        for label, kept in (
+            ("per-layer SQNR, worst first", by_layer[:n]),
+            ("end-to-end ranking (guard)", end_to_end[:n]),
+        ):
             model = cr.quantize(cal.model, keep_float=kept)
             m = to_json(guard.budget.measure(model))
-            print(f"| {label} | {len(kept)} | {m['top1_agreement']:.1f} | {m['value']:.1f} | {m['sqnr_db']:.2f} | "
-                  f"{len(model) / len(base):.2f} |", flush=True)
+            print(
+                f"| {label} | {len(kept)} | {m['top1_agreement']:.1f} | {m['value']:.1f} | {m['sqnr_db']:.2f} | "
+                f"{len(model) / len(base):.2f} |",
+                flush=True,
+            )
     print(f"<!-- ranking: {guard.evaluations} conversions, {t_rank:.1f} s -->")
     label = {r.name: r.label for r in layers.ops}
-    print("<!-- end-to-end top units: " + "; ".join(
-        f"{'+'.join(dict.fromkeys(label.get(o, o) for o in u.ops))} {g:.2f} dB" for u, g, _ in ranked[:6]) + " -->")
-    print("<!-- per-layer worst: " + "; ".join(label.get(o, o) for o in by_layer[:8]) + " -->")
+    print(
+        "<!-- end-to-end top units: "
+        + "; ".join(
+            f"{'+'.join(dict.fromkeys(label.get(o, o) for o in u.ops))} {g:.2f} dB"
+            for u, g, _ in ranked[:6]
+        )
+        + " -->"
+    )
+    print(
+        "<!-- per-layer worst: "
+        + "; ".join(label.get(o, o) for o in by_layer[:8])
+        + " -->"
+    )
 
 
 def main() -> None:
@@ -188,18 +250,26 @@ def main() -> None:
         work = Path(tmp)
         models = specs(work, args.skip_lite0)
         if args.only in (None, "ranges"):
-            print("\n| model | seed | ranges | top-1 agree % | confident % (n) | SQNR dB |\n| --- | ---: | --- | ---: | ---: | ---: |")
+            print(
+                "\n| model | seed | ranges | top-1 agree % | confident % (n) | SQNR dB |\n| --- | ---: | --- | ---: | ---: | ---: |"
+            )
             for name, spec in models.items():
                 bench_ranges(name, spec, seeds, work)
         if args.only in (None, "guard"):
-            print("\n| model | budget metric before -> after | result | kept in float | size x | latency x | "
-                  "conversions (rank + steps) | guard s | int8 convert s | run s | top-1 / confident (n) / SQNR vs PyTorch |")
-            print("| --- | --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
+            print(
+                "\n| model | budget metric before -> after | result | kept in float | size x | latency x | "
+                "conversions (rank + steps) | guard s | int8 convert s | run s | top-1 / confident (n) / SQNR vs PyTorch |"
+            )
+            print(
+                "| --- | --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |"
+            )
             for name, spec in models.items():
                 bench_guard(name, spec, work)
         if args.only in (None, "ranking") and not args.skip_lite0:
-            print("\n| ops kept in float, chosen by | ops | top-1 agree % | confident % | SQNR dB | size x |\n"
-                  "| --- | ---: | ---: | ---: | ---: | ---: |")
+            print(
+                "\n| ops kept in float, chosen by | ops | top-1 agree % | confident % | SQNR dB | size x |\n"
+                "| --- | ---: | ---: | ---: | ---: | ---: |"
+            )
             bench_ranking(models["EfficientNet-Lite0"], work)
 
 

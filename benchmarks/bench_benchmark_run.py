@@ -30,35 +30,73 @@ FOUR = ("float32", "float16", "dynamic", "int8")
 def make_dataset(folder: Path, per_photo: int) -> Path:
     """More crops of the bundled photos than the repo ships, so 300 calibration + held-out images fit."""
     subprocess.run(
-        [sys.executable, str(ROOT / "demo/make_demo_crops.py"), "--out", str(folder), "--per-photo", str(per_photo),
-         "--seed", "1", "--no-manifest"],
-        check=True, stdout=subprocess.DEVNULL,
+        [
+            sys.executable,
+            str(ROOT / "demo/make_demo_crops.py"),
+            "--out",
+            str(folder),
+            "--per-photo",
+            str(per_photo),
+            "--seed",
+            "1",
+            "--no-manifest",
+        ],
+        check=True,
+        stdout=subprocess.DEVNULL,
     )
     return folder
 
 
 def run_export(variants: str, calib: int, evals: int, out: Path, data: Path) -> dict:
     cmd = [
-        sys.executable, str(ROOT / "manage.py"), "export_models", "--model", "efficientnet-lite0",
-        "--dataset-dir", str(data), "--num-calib-samples", str(calib),
-        "--num-eval-samples", str(evals), "--quantize", variants, "--threads", "1", "--no-record", "--force",
-        "--output-dir", str(out),
+        sys.executable,
+        str(ROOT / "manage.py"),
+        "export_models",
+        "--model",
+        "efficientnet-lite0",
+        "--dataset-dir",
+        str(data),
+        "--num-calib-samples",
+        str(calib),
+        "--num-eval-samples",
+        str(evals),
+        "--quantize",
+        variants,
+        "--threads",
+        "1",
+        "--no-record",
+        "--force",
+        "--output-dir",
+        str(out),
     ]
     start = time.perf_counter()
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - start
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"export of {variants} failed:\n{proc.stderr.read()[-3000:]}")
     reports = sorted(out.glob("*report.json"))
     report = json.loads(reports[0].read_text()) if reports else {}
-    return {"wall_s": wall, "peak_rss_mb": usage.ru_maxrss / 1024, "timings": report.get("timings_s", {})}
+    return {
+        "wall_s": wall,
+        "peak_rss_mb": usage.ru_maxrss / 1024,
+        "timings": report.get("timings_s", {}),
+    }
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--calib", default="100,300", help="calibration sizes")
-    parser.add_argument("--eval", type=int, default=100, help="held-out images (the demo set has 288 in all)")
+    parser.add_argument(
+        "--eval",
+        type=int,
+        default=100,
+        help="held-out images (the demo set has 288 in all)",
+    )
     args = parser.parse_args()
     sizes = [int(s) for s in args.calib.split(",")]
     results: dict[int, dict[str, dict]] = {}
@@ -72,15 +110,21 @@ def main() -> None:
             # Interleaved: the all-variants run sits between the single runs so noise hits both alike.
             order = ["int8", "all", "float32", "float16", "four", "dynamic", "int16x8"]
             for name in order:
-                variants = {"all": ",".join(VARIANTS), "four": ",".join(FOUR)}.get(name, name)
+                variants = {"all": ",".join(VARIANTS), "four": ",".join(FOUR)}.get(
+                    name, name
+                )
                 out = Path(tmp) / f"{calib}-{name}"
                 results[calib][name] = run_export(variants, calib, evals, out, data)
                 r = results[calib][name]
-                print(f"calib {calib:4d} eval {evals:3d} {name:8s} {r['wall_s']:7.1f} s  peak RSS {r['peak_rss_mb']:7.0f} MB",
-                      flush=True)
+                print(
+                    f"calib {calib:4d} eval {evals:3d} {name:8s} {r['wall_s']:7.1f} s  peak RSS {r['peak_rss_mb']:7.0f} MB",
+                    flush=True,
+                )
     print()
-    print("| calibration images | variants in one run | one run (s) | int8 alone (s) | separate exports (s) | "
-          "one run / int8 | one run / separate | peak RSS one run (MB) | peak RSS max single (MB) |")
+    print(
+        "| calibration images | variants in one run | one run (s) | int8 alone (s) | separate exports (s) | "
+        "one run / int8 | one run / separate | peak RSS one run (MB) | peak RSS max single (MB) |"
+    )
     print("|---|---|---|---|---|---|---|---|---|")
     for calib, r in results.items():
         for key, members in (("all", VARIANTS), ("four", FOUR)):
@@ -95,11 +139,15 @@ def main() -> None:
         t_lo = results[lo]["int8"]["timings"].get("convert_int8")
         t_hi = results[hi]["int8"]["timings"].get("convert_int8")
         if t_lo is not None and t_hi is not None:
-            print(f"\ncalibration cost: int8 convert {t_lo:.1f} s at {lo} images, {t_hi:.1f} s at {hi}: "
-                  f"{(t_hi - t_lo) / (hi - lo) * 1000:.0f} ms per extra image")
+            print(
+                f"\ncalibration cost: int8 convert {t_lo:.1f} s at {lo} images, {t_hi:.1f} s at {hi}: "
+                f"{(t_hi - t_lo) / (hi - lo) * 1000:.0f} ms per extra image"
+            )
     for calib, r in results.items():
-        print(f"int8 export end to end at {calib} calibration images: {r['int8']['wall_s']:.1f} s "
-              f"(stages: {r['int8']['timings']})")
+        print(
+            f"int8 export end to end at {calib} calibration images: {r['int8']['wall_s']:.1f} s "
+            f"(stages: {r['int8']['timings']})"
+        )
 
 
 if __name__ == "__main__":

@@ -33,16 +33,22 @@ def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def _config(checkpoint: Path, out: Path) -> ExportConfig:
     return ExportConfig(
         model=ModelSpec(str(checkpoint), SMALL_MODEL, input_shape=SMALL_SHAPE),
-        data=DataSpec(dataset_dir=str(PHOTOS), num_calib_samples=16, num_eval_samples=8),
+        data=DataSpec(
+            dataset_dir=str(PHOTOS), num_calib_samples=16, num_eval_samples=8
+        ),
         variants=("int8",),
         output_dir=str(out),
         latency_runs=5,
     )
 
 
-def test_a_child_that_aborts_is_a_native_crash_naming_the_step(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_child_that_aborts_is_a_native_crash_naming_the_step(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setenv(ABORT_ENV, "demo step")
-    with pytest.raises(NativeCrash, match=r"^demo step crashed in native code \(SIGABRT\)$"):
+    with pytest.raises(
+        NativeCrash, match=r"^demo step crashed in native code \(SIGABRT\)$"
+    ):
         run_isolated("demo step", sorted, [3, 1, 2])
     monkeypatch.delenv(ABORT_ENV)
     assert run_isolated("demo step", sorted, [3, 1, 2]) == [1, 2, 3]
@@ -56,9 +62,14 @@ def test_an_abort_in_xnnpack_prepare_falls_back_to_the_reference_kernels_and_say
     int8 = report.variant("int8")
     assert Path(int8.output).is_file() and int8.fidelity.sqnr_db > 20
     assert int8.latency("1").xnnpack is False
-    assert int8.extra["xnnpack_refused"] == "XNNPACK prepare crashed in native code (SIGABRT)"
+    assert (
+        int8.extra["xnnpack_refused"]
+        == "XNNPACK prepare crashed in native code (SIGABRT)"
+    )
     assert any(
-        w.startswith("int8: XNNPACK prepare crashed in native code (SIGABRT); it was verified and timed without XNNPACK")
+        w.startswith(
+            "int8: XNNPACK prepare crashed in native code (SIGABRT); it was verified and timed without XNNPACK"
+        )
         for w in report.warnings
     )
 
@@ -84,5 +95,7 @@ def test_an_abort_in_the_calibrator_is_a_conversion_error_naming_it(
     out = tmp_path / "out"
     with pytest.raises(ConversionError) as err:
         run_export(_config(checkpoint, out))
-    assert str(err.value).startswith("int8 calibration failed: TFLite's calibrator crashed in native code (SIGABRT).")
+    assert str(err.value).startswith(
+        "int8 calibration failed: TFLite's calibrator crashed in native code (SIGABRT)."
+    )
     assert not out.exists() or list(out.iterdir()) == []
