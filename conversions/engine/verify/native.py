@@ -38,8 +38,14 @@ def _main_not_reimported():
     functions of this package only, so a user's script without an ``if __name__ == "__main__"`` guard (or
     pytest, or manage.py) must not run again. Hiding ``__main__``'s file and spec during the start does that."""
     main = sys.modules.get("__main__")
-    saved = {k: getattr(main, k) for k in ("__file__", "__spec__") if main is not None and hasattr(main, k)}
-    for key in saved:  # multiprocessing reads __spec__ unconditionally: None, not absent
+    saved = {
+        k: getattr(main, k)
+        for k in ("__file__", "__spec__")
+        if main is not None and hasattr(main, k)
+    }
+    for (
+        key
+    ) in saved:  # multiprocessing reads __spec__ unconditionally: None, not absent
         if key == "__spec__":
             main.__spec__ = None
         else:
@@ -56,20 +62,35 @@ def _start(proc: Any) -> None:
         proc.start()
 
 
-def _child(conn: Any, step: str, fn: Callable[..., Any], args: tuple, kwargs: dict) -> None:
+def _child(
+    conn: Any, step: str, fn: Callable[..., Any], args: tuple, kwargs: dict
+) -> None:
     if os.environ.get(ABORT_ENV) == step:
         os.abort()
     try:
         conn.send(("ok", fn(*args, **kwargs)))
     except BaseException as err:  # everything goes back to the parent as a message
-        where = traceback.extract_tb(err.__traceback__)[-1] if err.__traceback__ else None
+        where = (
+            traceback.extract_tb(err.__traceback__)[-1] if err.__traceback__ else None
+        )
         text = " ".join(str(err).split())[:400] or type(err).__name__
-        conn.send(("error", f"{type(err).__name__}: {text}" + (f" ({where.name})" if where else "")))
+        conn.send(
+            (
+                "error",
+                f"{type(err).__name__}: {text}" + (f" ({where.name})" if where else ""),
+            )
+        )
     finally:
         conn.close()
 
 
-def run_isolated(step: str, fn: Callable[..., Any], *args: Any, timeout: float = DEFAULT_TIMEOUT_S, **kwargs: Any) -> Any:
+def run_isolated(
+    step: str,
+    fn: Callable[..., Any],
+    *args: Any,
+    timeout: float = DEFAULT_TIMEOUT_S,
+    **kwargs: Any,
+) -> Any:
     """``fn(*args, **kwargs)`` in a spawned child; its result, or ``NativeCrash`` naming ``step``.
 
     ``fn`` must be importable by module and name, its arguments and result picklable (bytes, arrays, dataclasses).
@@ -79,6 +100,11 @@ def run_isolated(step: str, fn: Callable[..., Any], *args: Any, timeout: float =
     proc = ctx.Process(target=_child, args=(child, step, fn, args, kwargs), daemon=True)
     _start(proc)
     child.close()
+    return _answer(proc, parent, step, timeout)
+
+
+def _answer(proc: Any, parent: Any, step: str, timeout: float) -> Any:
+    """The child's result, or ``NativeCrash`` for a death, an error or a timeout; closes ``parent``."""
     try:
         if not parent.poll(timeout):
             proc.kill()
@@ -142,39 +168,35 @@ def _calibrator_child(conn: Any, model: bytes) -> None:
 
         conn.send(("ok", bytes(calibrator.Calibrator(model).calibrate(samples))))
     except BaseException as err:  # everything goes back to the parent as a message
-        conn.send(("error", f"{type(err).__name__}: {' '.join(str(err).split())[:400]}"))
+        conn.send(
+            ("error", f"{type(err).__name__}: {' '.join(str(err).split())[:400]}")
+        )
     finally:
         conn.close()
 
 
-def calibrate_isolated(model: bytes, dataset_gen: Callable[[], Any], timeout: float = DEFAULT_TIMEOUT_S) -> bytes:
+def calibrate_isolated(
+    model: bytes, dataset_gen: Callable[[], Any], timeout: float = DEFAULT_TIMEOUT_S
+) -> bytes:
     """TFLite's calibrator on ``model`` in a spawned child, fed the samples one by one over a pipe."""
     ctx = multiprocessing.get_context("spawn")
     parent, child = ctx.Pipe(duplex=True)
-    proc = ctx.Process(target=_calibrator_child, args=(child, bytes(model)), daemon=True)
+    proc = ctx.Process(
+        target=_calibrator_child, args=(child, bytes(model)), daemon=True
+    )
     _start(proc)
     child.close()
     try:
-        try:
-            for sample in dataset_gen():
-                parent.send(sample)
-            parent.send(None)
-        except (BrokenPipeError, ConnectionResetError, EOFError):
-            pass  # the child died while being fed: its exit code says how, below
-        if not parent.poll(timeout):
-            proc.kill()
-            proc.join()
-            raise NativeCrash(CALIBRATOR_STEP, f"did not finish within {timeout:.0f} s")
-        status, value = parent.recv()
-    except EOFError:
-        proc.join()
-        raise NativeCrash(CALIBRATOR_STEP, _death(proc.exitcode)) from None
-    finally:
+        for sample in dataset_gen():
+            parent.send(sample)
+        parent.send(None)
+    except (BrokenPipeError, ConnectionResetError, EOFError):
+        pass  # the child died while being fed: its exit code says how, below
+    except BaseException:  # the samples failed (a data error): no child is left behind
+        proc.kill()
         parent.close()
-    proc.join()
-    if status == "error":
-        raise NativeCrash(CALIBRATOR_STEP, f"failed: {value}")
-    return value
+        raise
+    return _answer(proc, parent, CALIBRATOR_STEP, timeout)
 
 
 class _IsolatedCalibrator:
