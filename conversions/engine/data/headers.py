@@ -54,7 +54,9 @@ def header_problem(path: str) -> str | None:
     return None
 
 
-def broken_files(paths: Iterable[str], limit: int = MAX_CHECKED) -> tuple[list[dict[str, str]], int]:
+def broken_files(
+    paths: Iterable[str], limit: int = MAX_CHECKED
+) -> tuple[list[dict[str, str]], int]:
     """([{"path", "reason"}, ...], how many files were checked)."""
     broken: list[dict[str, str]] = []
     checked = 0

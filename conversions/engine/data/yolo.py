@@ -95,7 +95,8 @@ def from_yaml(lister: Lister, yaml_path: Path, split: str | None) -> DatasetStru
     if isinstance(names, dict):
         names = [str(names[k]) for k in sorted(names)]
     if not sources:
-        raise fail(base, f"{yaml_path} lists no existing images (missing: {'; '.join(missing) or 'nothing listed'}); "
+        found = f"; {resolved}" if resolved else ""
+        raise fail(base, f"{yaml_path} lists no existing images (missing: {'; '.join(missing) or 'nothing listed'}{found}); "
                           "fix its path:/train:/val:/test: entries (relative to the YAML or its path:).")
     reason = f"YOLO data file {yaml_path.name} ({', '.join(sources)})"
     if resolved:

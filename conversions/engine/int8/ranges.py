@@ -41,6 +41,7 @@ from conversions.engine.convert.tflite_variant import RepresentativeDataGen
 from conversions.engine.errors import ConfigError, ConversionError
 from conversions.engine.progress import NullProgress, Progress
 from conversions.engine.report.int8_results import CalibrationSummary, NarrowedRange
+from conversions.engine.verify.native import NativeCrash, isolated_calibration
 
 log = logging.getLogger("quantweb.engine")
 
@@ -121,9 +122,14 @@ def calibrate(
     conv.representative_dataset = counted
     conv._experimental_calibrate_only = True  # the converter's documented debugging hook (QuantizationDebugger)
     try:
-        with warnings.catch_warnings():  # "Statistics for quantized inputs were expected": the converter's own noise
-            warnings.simplefilter("ignore", UserWarning)
+        with warnings.catch_warnings(), isolated_calibration():  # a calibrator abort becomes a NativeCrash
+            warnings.simplefilter("ignore", UserWarning)  # "Statistics for quantized inputs were expected"
             calibrated = bytes(conv.convert())
+    except NativeCrash as err:
+        raise ConversionError(
+            f"int8 calibration failed: {err}. The float32 model is unaffected; try {{calibration_method}} minmax, "
+            "or report the model with this message."
+        ) from None
     except Exception as err:
         raise ConversionError(f"calibration failed: {str(err).strip().splitlines()[0][:300]}") from None
     if count[0] == 0:

@@ -11,9 +11,11 @@ prove that a real abort in each step becomes a message and the run still complet
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import signal
+import sys
 import traceback
 from typing import Any, Callable
 
@@ -30,20 +32,65 @@ class NativeCrash(Exception):
         self.how = how
 
 
-def _child(conn: Any, step: str, fn: Callable[..., Any], args: tuple, kwargs: dict) -> None:
+@contextlib.contextmanager
+def _main_not_reimported():
+    """Spawn re-runs the parent's ``__main__`` in the child unless it cannot find it; the children here run
+    functions of this package only, so a user's script without an ``if __name__ == "__main__"`` guard (or
+    pytest, or manage.py) must not run again. Hiding ``__main__``'s file and spec during the start does that."""
+    main = sys.modules.get("__main__")
+    saved = {
+        k: getattr(main, k)
+        for k in ("__file__", "__spec__")
+        if main is not None and hasattr(main, k)
+    }
+    for (
+        key
+    ) in saved:  # multiprocessing reads __spec__ unconditionally: None, not absent
+        if key == "__spec__":
+            main.__spec__ = None
+        else:
+            delattr(main, key)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            setattr(main, key, value)
+
+
+def _start(proc: Any) -> None:
+    with _main_not_reimported():
+        proc.start()
+
+
+def _child(
+    conn: Any, step: str, fn: Callable[..., Any], args: tuple, kwargs: dict
+) -> None:
     if os.environ.get(ABORT_ENV) == step:
         os.abort()
     try:
         conn.send(("ok", fn(*args, **kwargs)))
     except BaseException as err:  # everything goes back to the parent as a message
-        where = traceback.extract_tb(err.__traceback__)[-1] if err.__traceback__ else None
+        where = (
+            traceback.extract_tb(err.__traceback__)[-1] if err.__traceback__ else None
+        )
         text = " ".join(str(err).split())[:400] or type(err).__name__
-        conn.send(("error", f"{type(err).__name__}: {text}" + (f" ({where.name})" if where else "")))
+        conn.send(
+            (
+                "error",
+                f"{type(err).__name__}: {text}" + (f" ({where.name})" if where else ""),
+            )
+        )
     finally:
         conn.close()
 
 
-def run_isolated(step: str, fn: Callable[..., Any], *args: Any, timeout: float = DEFAULT_TIMEOUT_S, **kwargs: Any) -> Any:
+def run_isolated(
+    step: str,
+    fn: Callable[..., Any],
+    *args: Any,
+    timeout: float = DEFAULT_TIMEOUT_S,
+    **kwargs: Any,
+) -> Any:
     """``fn(*args, **kwargs)`` in a spawned child; its result, or ``NativeCrash`` naming ``step``.
 
     ``fn`` must be importable by module and name, its arguments and result picklable (bytes, arrays, dataclasses).
@@ -51,8 +98,13 @@ def run_isolated(step: str, fn: Callable[..., Any], *args: Any, timeout: float =
     ctx = multiprocessing.get_context("spawn")
     parent, child = ctx.Pipe(duplex=False)
     proc = ctx.Process(target=_child, args=(child, step, fn, args, kwargs), daemon=True)
-    proc.start()
+    _start(proc)
     child.close()
+    return _answer(proc, parent, step, timeout)
+
+
+def _answer(proc: Any, parent: Any, step: str, timeout: float) -> Any:
+    """The child's result, or ``NativeCrash`` for a death, an error or a timeout; closes ``parent``."""
     try:
         if not parent.poll(timeout):
             proc.kill()
@@ -99,3 +151,84 @@ def xnnpack_problem(model: bytes, threads: int = 1) -> str | None:
     except NativeCrash as err:
         return str(err)
     return None
+
+
+CALIBRATOR_STEP = "TFLite's calibrator"
+
+
+def _calibrator_child(conn: Any, model: bytes) -> None:
+    if os.environ.get(ABORT_ENV) == CALIBRATOR_STEP:
+        os.abort()
+    try:
+        from tensorflow.lite.python.optimize import calibrator
+
+        def samples():
+            while (sample := conn.recv()) is not None:
+                yield sample
+
+        conn.send(("ok", bytes(calibrator.Calibrator(model).calibrate(samples))))
+    except BaseException as err:  # everything goes back to the parent as a message
+        conn.send(
+            ("error", f"{type(err).__name__}: {' '.join(str(err).split())[:400]}")
+        )
+    finally:
+        conn.close()
+
+
+def calibrate_isolated(
+    model: bytes, dataset_gen: Callable[[], Any], timeout: float = DEFAULT_TIMEOUT_S
+) -> bytes:
+    """TFLite's calibrator on ``model`` in a spawned child, fed the samples one by one over a pipe."""
+    ctx = multiprocessing.get_context("spawn")
+    parent, child = ctx.Pipe(duplex=True)
+    proc = ctx.Process(
+        target=_calibrator_child, args=(child, bytes(model)), daemon=True
+    )
+    _start(proc)
+    child.close()
+    try:
+        for sample in dataset_gen():
+            parent.send(sample)
+        parent.send(None)
+    except (BrokenPipeError, ConnectionResetError, EOFError):
+        pass  # the child died while being fed: its exit code says how, below
+    except BaseException:  # the samples failed (a data error): no child is left behind
+        proc.kill()
+        parent.close()
+        raise
+    return _answer(proc, parent, CALIBRATOR_STEP, timeout)
+
+
+class _IsolatedCalibrator:
+    """Stands in for ``tensorflow.lite.python.optimize.calibrator.Calibrator`` inside the converter:
+    ``calibrate`` (the interpreter pass over the samples) runs in a child; anything else is the real one."""
+
+    def __init__(self, model_content: bytes, *args: Any, **kwargs: Any) -> None:
+        self._model = bytes(model_content)
+        self._args, self._kwargs = args, kwargs
+        self._real = None
+
+    def calibrate(self, dataset_gen: Callable[[], Any]) -> bytes:
+        return calibrate_isolated(self._model, dataset_gen)
+
+    def __getattr__(self, name: str) -> Any:
+        if self._real is None:
+            from tensorflow.lite.python.optimize import calibrator
+
+            self._real = calibrator.Calibrator(self._model, *self._args, **self._kwargs)
+        return getattr(self._real, name)
+
+
+class isolated_calibration:
+    """``with isolated_calibration(): converter.convert()``: the converter's calibration pass runs in a child."""
+
+    def __enter__(self) -> "isolated_calibration":
+        from tensorflow.lite.python import lite
+
+        self._lite = lite
+        self._saved = lite._calibrator.Calibrator
+        lite._calibrator.Calibrator = _IsolatedCalibrator
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._lite._calibrator.Calibrator = self._saved

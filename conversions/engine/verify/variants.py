@@ -219,6 +219,10 @@ SLOW_INT8_OPS = ("HARD_SWISH", "PRELU", "LEAKY_RELU", "LOGISTIC", "TANH", "EXP",
 """Ops whose int8 kernels XNNPACK lacks or runs slower than float (or that leave float islands behind)."""
 
 
+SLOWER_MARGIN = 1.1
+"""int8 counts as slower only beyond this ratio: closer than that is timing noise on a shared CPU."""
+
+
 def slower_than_float(reports: list[VariantReport], pytorch: PyTorchReference, threads: str = "1") -> list[VariantReport]:
     """Marks each variant slower than float32 at ``threads`` (``extra["slower"]``: ratio and the ops likely at fault)."""
     base = pytorch.float32_latency_ms.get(threads)
@@ -226,7 +230,7 @@ def slower_than_float(reports: list[VariantReport], pytorch: PyTorchReference, t
     out = []
     for r in reports:
         lat = r.latency_ms.get(threads)
-        if r.variant == REFERENCE or not base_ms or lat is None or lat.median <= base_ms:
+        if r.variant == REFERENCE or not base_ms or lat is None or lat.median <= base_ms * SLOWER_MARGIN:
             out.append(r)
             continue
         ops = {op: n for op, n in r.op_counts.items() if op in SLOW_INT8_OPS}

@@ -1,0 +1,47 @@
+"""The zoo's fast subset through ``benchmarks/bench_zoo.py``, each model in its own child process as the
+benchmark runs it: every one yields a verified, fully integer int8 file."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))
+
+from benchmarks.bench_zoo import run_child  # noqa: E402
+from benchmarks.zoo.models import FAST_SUBSET  # noqa: E402
+
+ARGS = argparse.Namespace(calib=16, eval=8, latency_runs=5, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def rows() -> dict[str, dict]:
+    return {name: run_child(name, ARGS) for name in FAST_SUBSET}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", FAST_SUBSET)
+def test_zoo_model_converts_to_a_verified_fully_integer_int8_file(rows: dict[str, dict], name: str) -> None:
+    row = rows[name]
+    assert row.get("error") is None, row.get("error")
+    assert row["float32_sqnr_db"] >= 40
+    assert row["int8"] and row["fully_integer"], row.get("float_ops")
+    assert row["int8_sqnr_db"] >= 15
+    assert "xnnpack_refused" not in row["int8_extra"]  # the padded max-pools no longer give a 1e36 scale
+
+
+@pytest.mark.slow
+def test_every_output_of_a_multi_output_model_is_verified(rows: dict[str, dict]) -> None:
+    outputs = rows["prelu_facenet"]["int8_extra"]["outputs"]
+    assert [o["output"] for o in outputs] == ["output_0", "output_1", "output_2"]
+    assert all(o["sqnr_db"] >= 15 and o["cosine"] > 0.99 for o in outputs)
+    assert rows["prelu_facenet"]["int8_sqnr_db"] == min(o["sqnr_db"] for o in outputs)
+
+
+@pytest.mark.slow
+def test_yolov8_style_anchors_convert_through_onnxruntime_folding(rows: dict[str, dict]) -> None:
+    assert rows["yolov8_style"]["route"] == "ortfold+onnx2tf"
