@@ -62,6 +62,7 @@ def run_one(name: str, calib: int, evaluation: int, latency_runs: int) -> dict:
                 model=str(REPO / "benchmarks" / "zoo" / "models.py") + ":build",
                 model_kwargs={"name": name},
                 input_shape=(1, 3, spec.size, spec.size),
+                trust_checkpoint=True,  # the zoo's own factory file, in this repository
             ),
             data=DataSpec(
                 dataset_dir=str(PHOTOS),
