@@ -10,6 +10,10 @@ bytes (a JSON header, then each tensor's bytes) that the parent checks and rebui
 nothing the child sends is unpickled, so even a child taken over by the file cannot run code in the worker.
 
 A drop that is impossible (no such user, not permitted) is not silent: the load's description says so.
+
+A ``.pt2`` stays in the worker: an ``ExportedProgram`` is a graph, not tensors, and could only come back
+re-serialised for the parent to parse again; ``pt2_archive`` refuses, before loading, every untrusted archive
+whose payloads ``torch.export.load`` would unpickle, so what remains parses JSON and raw tensor bytes only.
 """
 
 from __future__ import annotations
