@@ -14,6 +14,7 @@ the pipeline's stages, in the order a run goes through them::
     model/           checkpoint + architecture -> eval-mode nn.Module
       loading.py       state dicts, .pt2 programs, pickles (with trust), factories
       pt2_archive.py   a .pt2 read without loading it: the payloads torch.export.load would unpickle
+      sandbox.py       an untrusted state dict parsed in a spawned, unprivileged, rlimited child; tensors back
       builtin.py       models that ship by name, their weights from pip packages
       ultralytics.py   Ultralytics checkpoints as a plain detector module
     data/            dataset folder -> calibration stream and held-out inputs

@@ -34,6 +34,7 @@ from conversions.engine.config import ModelSpec
 from conversions.engine.errors import CheckpointError
 from conversions.engine.model.builtin import BUILTIN_MODELS, get_builtin
 from conversions.engine.model.pt2_archive import pickled_payloads
+from conversions.engine.model.sandbox import load_state_isolated
 
 log = logging.getLogger("quantweb.engine")
 
@@ -131,6 +132,8 @@ def _load_checkpoint(spec: ModelSpec) -> LoadedModel:
     if path.suffix == ".pt2":
         return _load_exported_program(path, spec)
 
+    if not spec.trust_checkpoint:
+        return _load_untrusted_state_dict(path, spec)
     obj = _torch_load(path, spec.trust_checkpoint)
     if isinstance(obj, torch.jit.ScriptModule):
         return LoadedModel(obj, "torchscript", spec.input_shape, f"TorchScript module from {path.name}")
@@ -140,6 +143,27 @@ def _load_checkpoint(spec: ModelSpec) -> LoadedModel:
     state = _unwrap_state_dict(obj, path)
     if isinstance(state, nn.Module):
         return LoadedModel(state, "pickled_module", spec.input_shape, f"{type(state).__name__} unpickled from {path.name}")
+    return _state_dict_model(state, path, spec)
+
+
+def _load_untrusted_state_dict(path: Path, spec: ModelSpec) -> LoadedModel:
+    """The bytes parsed in the unprivileged child (``sandbox``); only its tensors reach this process."""
+    sandboxed = load_state_isolated(path, parse_untrusted)
+    if sandboxed.warning:
+        log.warning("%s: %s", path.name, sandboxed.warning)
+    loaded = _state_dict_model(sandboxed.state, path, spec)
+    loaded.description += f", {sandboxed.describe()}"
+    return loaded
+
+
+def parse_untrusted(path: Path) -> dict[str, torch.Tensor]:
+    """What the sandboxed child runs: ``torch.load(weights_only=True)`` and the state dict unwrapped."""
+    state = _unwrap_state_dict(_torch_load(path, trust=False), path)
+    assert isinstance(state, dict)  # weights_only never yields a module
+    return state
+
+
+def _state_dict_model(state: dict[str, torch.Tensor], path: Path, spec: ModelSpec) -> LoadedModel:
     if not spec.model:
         raise CheckpointError(
             f"{path} holds a state dict (weights only, {len(state)} tensors) and no architecture; pass "

@@ -44,6 +44,7 @@ def test_a_module_whose_own_keys_start_with_model_keeps_them(tmp_path: Path) -> 
             _save(tmp_path, net.state_dict()),
             f"{HERE}:wrapper",
             input_shape=SMALL_SHAPE,
+            trust_checkpoint=True,  # a factory from a file runs code: it needs trust
         )
     )
     assert loaded.prefixes_stripped == ()
@@ -62,6 +63,7 @@ def test_module_and_compile_prefixes_are_stripped_when_that_fits_and_the_load_sa
             _save(tmp_path, state),
             f"{HERE.parents[2] / 'support' / 'engine_models.py'}:small_convnet",
             input_shape=SMALL_SHAPE,
+            trust_checkpoint=True,  # a factory from a file runs code: it needs trust
         )
     )
     assert loaded.prefixes_stripped == ("module.", "_orig_mod.")
@@ -77,6 +79,6 @@ def test_a_data_parallel_wrapper_of_a_model_wrapper_loses_only_module(
         f"module.{k}": v for k, v in net.state_dict().items()
     }  # module.model.features...
     loaded = load_model(
-        ModelSpec(_save(tmp_path, state), f"{HERE}:wrapper", input_shape=SMALL_SHAPE)
+        ModelSpec(_save(tmp_path, state), f"{HERE}:wrapper", input_shape=SMALL_SHAPE, trust_checkpoint=True)
     )
     assert loaded.prefixes_stripped == ("module.",)
