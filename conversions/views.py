@@ -254,6 +254,9 @@ def dataset_detect(request: HttpRequest, pk: int) -> HttpResponse:
     except QuantwebError as err:
         messages.error(request, shown_to(request.user, err.render(PORTAL_FIELD_NAMES)))
         return redirect(dataset)
+    except ValueError as err:  # still registering, or failed
+        messages.error(request, str(err))
+        return redirect(dataset)
     messages.success(request, f"Detected again: {dataset.structure.get('description', '')}")
     return redirect(dataset)
 
