@@ -277,6 +277,9 @@ def dataset_new(request: HttpRequest) -> HttpResponse:
     form = DatasetForm(request.POST or None, request.FILES or None, user=request.user)
     if request.method == "POST" and form.is_valid():
         dataset = form.register()
+        if dataset is not None and dataset.status == Dataset.Status.REGISTERING:
+            messages.success(request, f"Dataset {dataset.name} uploaded; a worker is extracting and checking it.")
+            return redirect(dataset)
         if dataset is not None:
             messages.success(request, f"Dataset {dataset.name} registered: {dataset.structure.get('description', '')}")
             return redirect(dataset)
