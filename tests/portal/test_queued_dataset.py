@@ -54,3 +54,24 @@ def test_a_registering_dataset_is_not_detected_deleted_or_offered(ana, media, tm
     assert "still being registered" in page and Dataset.objects.filter(pk=dataset.pk).exists()
     response = ana.post(reverse("conversions:run_new"), {"dataset": dataset.pk, "variants": ["int8"]})
     assert response.status_code == 200 and "dataset" in response.context["form"].errors
+
+
+@pytest.mark.parametrize("suffix", [".zip", ".tar.gz"])
+def test_extraction_reports_growing_progress_up_to_the_whole_archive(media, tmp_path, suffix):
+    import tarfile
+
+    from conversions.uploads import extract_archive
+
+    folder = write_image_folder(tmp_path / "pets", per_class=5)
+    archive = tmp_path / f"pets{suffix}"
+    if suffix == ".zip":
+        zip_folder(folder, archive)
+    else:
+        with tarfile.open(archive, "w:gz") as tf:
+            tf.add(folder, arcname="pets")
+    seen: list[float] = []
+    with open(archive, "rb") as f:
+        extract_archive(f, archive.name, media / "out", size=archive.stat().st_size, progress=seen.append)
+    assert len(seen) == 10, "one report per file written (each smaller than a chunk)"
+    assert seen == sorted(seen) and 0 < seen[0] < seen[-1]
+    assert seen[-1] == 1.0 if suffix == ".zip" else seen[-1] > 0.5
