@@ -14,7 +14,7 @@ from conversions.engine.config import (
     DEFAULT_CALIBRATION,
     parse_input_shape,
 )
-from conversions.engine.errors import QuantwebError, render
+from conversions.engine.errors import render
 from conversions.engine.variants import calibrated
 from conversions.models import (
     VARIANT_CHOICES,
@@ -25,15 +25,8 @@ from conversions.models import (
 )
 from conversions.media import media_relative, shown_to
 from conversions.run_settings import RunSettings
-from conversions.uploads import (
-    ARCHIVE_SUFFIXES,
-    UnsafeArchive,
-    allowed_server_path,
-    dataset_root,
-    extract_archive,
-    new_dataset_folder,
-)
-from conversions.wording import PORTAL_FIELD_NAMES
+from conversions import registration
+from conversions.uploads import ARCHIVE_SUFFIXES, allowed_server_path, new_dataset_folder
 
 PREPROCESS_CHOICES = [
     ("imagenet", "imagenet: resize, centre crop, ImageNet mean/std"),
@@ -61,7 +54,7 @@ def _mb(n: int) -> str:
 class NewRunForm(forms.Form):
     checkpoint = forms.ModelChoiceField(queryset=Checkpoint.objects.all(), empty_label=None)
     dataset = forms.ModelChoiceField(
-        queryset=Dataset.objects.all(),
+        queryset=Dataset.objects.filter(status=Dataset.Status.READY),
         required=False,
         empty_label="(none: no calibration data)",
         help_text="Images for calibration (int8, int16x8) and for checking fidelity.",
@@ -187,29 +180,28 @@ class DatasetForm(forms.Form):
         return data
 
     def register(self) -> Dataset | None:
-        """Extracts the archive (if one was uploaded) and registers the dataset; on failure the error is on the
-        form, None is returned and nothing is left on disk or in the database."""
+        """Registers the dataset: a server folder or a small archive in the request, a large archive by a job
+        (the row is returned registering). On failure the error is on the form, None is returned and nothing
+        is left on disk or in the database."""
         d = self.cleaned_data
         archive = d.get("archive")
-        folder = new_dataset_folder(d["name"]) if archive else None
+        queued = bool(archive) and registration.queues(archive)
+        folder = new_dataset_folder(d["name"]) if archive and not queued else None
         try:
+            if queued:
+                return registration.queue_upload(archive, name=d["name"], dataset_type=d["dataset_type"],
+                                                 description=d["description"], user=self.user)  # fmt: skip
             if archive:
-                files = extract_archive(archive, archive.name, folder / "files", size=archive.size,
-                                        quota_left=Dataset.upload_quota_left(self.user))  # fmt: skip
-                root = dataset_root(files)
-                source, archive_name = Dataset.Source.UPLOAD, archive.name
-            else:
-                root, source, archive_name = d["server_path"], Dataset.Source.SERVER, ""
+                dataset = Dataset.new(name=d["name"], path=folder, source=Dataset.Source.UPLOAD,
+                                      dataset_type=d["dataset_type"], description=d["description"],
+                                      archive_name=archive.name, user=self.user)  # fmt: skip
+                return registration.extract_and_register(dataset, archive, archive.size, folder)
             return Dataset.register(
-                name=d["name"], path=root, source=source, dataset_type=d["dataset_type"],
-                description=d["description"], archive_name=archive_name, user=self.user,
+                name=d["name"], path=d["server_path"], source=Dataset.Source.SERVER, dataset_type=d["dataset_type"],
+                description=d["description"], user=self.user,
             )  # fmt: skip
-        except UnsafeArchive as err:
-            self.add_error("archive", f"Archive rejected: {shown_to(self.user, str(err))}")
-        except OSError as err:  # the folder became unreadable while it was detected or thumbnailed
-            self.add_error(None, shown_to(self.user, f"The dataset could not be read ({err.strerror or err})."))
-        except QuantwebError as err:
-            self.add_error(None, shown_to(self.user, err.render(PORTAL_FIELD_NAMES)))
+        except registration.REGISTRATION_ERRORS as err:
+            self.add_error(*registration.registration_error(err, self.user))
         except IntegrityError:
             self.add_error("name", "A dataset with this name exists; choose another name.")
         finally:

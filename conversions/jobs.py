@@ -16,7 +16,8 @@ from conversions.execution import (
     execute_run,
     remove_run_outputs,
 )
-from conversions.models import ConversionRun
+from conversions.models import ConversionRun, Dataset
+from conversions.registration import register_queued
 
 logger = logging.getLogger("quantweb.conversions")
 
@@ -53,3 +54,19 @@ def on_job_stopped(job: Job, connection) -> None:
         run.terminate(ConversionRun.Status.CANCELLED, error="Stopped from RQ.")
         run.refresh_from_db(fields=["status"])
         remove_run_outputs(run)
+
+
+def register_dataset(dataset_id: int) -> dict:
+    """The RQ job for an archive too large to register in the request: extract (with progress), detect,
+    thumbnails, all by ``registration.register_queued``."""
+    return {"dataset": dataset_id, "status": register_queued(dataset_id)}
+
+
+def on_registration_failure(job: Job, connection, exc_type, exc_value, traceback) -> None:
+    """RQ failure callback for a registration whose worker died or timed out: the row says so, no files stay."""
+    dataset = Dataset.objects.filter(pk=job.args[0]).first() if job.args else None
+    if dataset is not None and dataset.status == Dataset.Status.REGISTERING:
+        dataset.fail_registration(
+            f"The worker registering this dataset stopped ({getattr(exc_type, '__name__', 'error')}); "
+            "upload the archive again."
+        )

@@ -21,6 +21,8 @@ logger = logging.getLogger("quantweb.conversions")
 RUN_JOB = "conversions.jobs.run_conversion"
 ON_FAILURE = "conversions.jobs.on_job_failure"
 ON_STOPPED = "conversions.jobs.on_job_stopped"
+REGISTER_JOB = "conversions.jobs.register_dataset"
+ON_REGISTER_FAILURE = "conversions.jobs.on_registration_failure"
 
 
 def new_job_id(run_id: int) -> str:
@@ -41,6 +43,21 @@ def enqueue_run(run_id: int, job_id: str, queue_name: str, description: str) -> 
         on_failure=Callback(ON_FAILURE),
         on_stopped=Callback(ON_STOPPED),
         description=description,
+    )
+
+
+def enqueue_registration(dataset_id: int, queue_name: str) -> None:
+    """Puts the extraction and registration of queued dataset ``dataset_id`` on ``queue_name`` (the runs'
+    queue); raises ``redis.exceptions.RedisError`` when Redis is down."""
+    django_rq.get_queue(queue_name).enqueue(
+        REGISTER_JOB,
+        dataset_id,
+        job_id=f"quantweb-dataset-{dataset_id}-{uuid.uuid4().hex[:8]}",
+        job_timeout=settings.QUANTWEB_RUN_TIMEOUT,
+        result_ttl=24 * 3600,
+        failure_ttl=7 * 24 * 3600,
+        on_failure=Callback(ON_REGISTER_FAILURE),
+        description=f"register dataset {dataset_id}",
     )
 
 

@@ -20,7 +20,7 @@ import zipfile
 import zlib
 import lzma
 from pathlib import Path, PurePosixPath
-from typing import IO, Iterator
+from typing import IO, Callable, Iterator
 
 from django.conf import settings
 from PIL import Image, UnidentifiedImageError
@@ -40,13 +40,15 @@ class UnsafeArchive(ValueError):
 
 
 def extract_archive(archive: IO[bytes], name: str, target: Path, *, size: int | None = None,
-                    quota_left: int | None = None) -> Path:  # fmt: skip
+                    quota_left: int | None = None, progress: Callable[[float], None] | None = None) -> Path:  # fmt: skip
     """Extracts ``archive`` (a .zip, .tar.gz or .tar named ``name``, ``size`` bytes) into the new folder
-    ``target``, writing at most ``quota_left`` bytes; returns ``target``. Raises ``UnsafeArchive``, leaving
-    nothing behind."""
+    ``target``, writing at most ``quota_left`` bytes; returns ``target``. ``progress`` is called after each
+    chunk written with the fraction done (of the bytes a zip declares, of the archive read for a tar). Raises
+    ``UnsafeArchive``, leaving nothing behind."""
     target.mkdir(parents=True, exist_ok=False)
     try:
         limits = _Limits(target, size, quota_left)
+        limits.progress = progress
         lower = name.lower()
         if lower.endswith(".zip"):
             _extract_zip(archive, target, limits)
@@ -70,6 +72,12 @@ def extract_archive(archive: IO[bytes], name: str, target: Path, *, size: int | 
     return target
 
 
+def check_room(target: Path, size: int | None, quota_left: int | None) -> None:
+    """Raises ``UnsafeArchive`` when nothing could be extracted into ``target`` (quota used up, disk full):
+    the up-front check a queued upload gets in the request."""
+    _Limits(target, size, quota_left)
+
+
 def _reason(err: BaseException) -> str:
     text = str(err).strip().splitlines()
     return f"{type(err).__name__}: {text[0][:160]}" if text else type(err).__name__
@@ -85,7 +93,10 @@ class _Limits:
     def __init__(self, target: Path, size: int | None, quota_left: int | None) -> None:
         self.files = 0
         self.bytes = 0
+        self.progress: Callable[[float], None] | None = None
+        self.done: Callable[[], float] = lambda: 0.0
         self.max_files = settings.QUANTWEB_ARCHIVE_MAX_FILES
+        self.size = size
         free = shutil.disk_usage(target).free - settings.QUANTWEB_MIN_FREE_DISK
         caps = [(settings.QUANTWEB_ARCHIVE_MAX_BYTES, f"the limit of {_mb(settings.QUANTWEB_ARCHIVE_MAX_BYTES)}")]
         if size:
@@ -112,6 +123,8 @@ class _Limits:
         self.bytes += n
         if self.bytes > self.max_bytes:
             raise UnsafeArchive(f"the archive extracts to more than {self.why}")
+        if self.progress is not None:
+            self.progress(min(1.0, self.done()))
 
 
 def _safe_member_path(target: Path, member_name: str) -> Path | None:
@@ -157,7 +170,9 @@ def _extract_zip(archive: IO[bytes], target: Path, limits: _Limits) -> None:
     except zipfile.BadZipFile as err:
         raise UnsafeArchive(f"not a valid zip file ({err})") from None
     with zf:
-        limits.declare(sum(info.file_size for info in zf.infolist()))
+        declared = sum(info.file_size for info in zf.infolist())
+        limits.declare(declared)
+        limits.done = lambda: limits.bytes / max(1, declared)
         for info in zf.infolist():
             mode = info.external_attr >> 16
             if stat.S_ISLNK(mode):
@@ -175,6 +190,8 @@ def _extract_tar(archive: IO[bytes], target: Path, limits: _Limits) -> None:
         tf = tarfile.open(fileobj=archive, mode="r:*")
     except tarfile.TarError as err:
         raise UnsafeArchive(f"not a valid tar archive ({err})") from None
+    size = limits.size
+    limits.done = lambda: archive.tell() / size if size else 0.0
     with tf:
         for member in tf:
             if member.issym() or member.islnk():

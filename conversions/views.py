@@ -254,6 +254,9 @@ def dataset_detect(request: HttpRequest, pk: int) -> HttpResponse:
     except QuantwebError as err:
         messages.error(request, shown_to(request.user, err.render(PORTAL_FIELD_NAMES)))
         return redirect(dataset)
+    except ValueError as err:  # still registering, or failed
+        messages.error(request, str(err))
+        return redirect(dataset)
     messages.success(request, f"Detected again: {dataset.structure.get('description', '')}")
     return redirect(dataset)
 
@@ -274,6 +277,9 @@ def dataset_new(request: HttpRequest) -> HttpResponse:
     form = DatasetForm(request.POST or None, request.FILES or None, user=request.user)
     if request.method == "POST" and form.is_valid():
         dataset = form.register()
+        if dataset is not None and dataset.status == Dataset.Status.REGISTERING:
+            messages.success(request, f"Dataset {dataset.name} uploaded; a worker is extracting and checking it.")
+            return redirect(dataset)
         if dataset is not None:
             messages.success(request, f"Dataset {dataset.name} registered: {dataset.structure.get('description', '')}")
             return redirect(dataset)

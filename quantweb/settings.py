@@ -199,6 +199,8 @@ QUANTWEB_MAX_DATASET_UPLOAD = int(os.environ.get("QUANTWEB_MAX_DATASET_UPLOAD_MB
 QUANTWEB_ARCHIVE_MAX_FILES = int(os.environ.get("QUANTWEB_ARCHIVE_MAX_FILES", "100000"))
 QUANTWEB_ARCHIVE_MAX_BYTES = int(os.environ.get("QUANTWEB_ARCHIVE_MAX_MB", "2048")) * MB
 QUANTWEB_ARCHIVE_MAX_RATIO = int(os.environ.get("QUANTWEB_ARCHIVE_MAX_RATIO", "20"))
+# Archives larger than this are extracted and registered by an RQ job (with progress), not in the request.
+QUANTWEB_ARCHIVE_INLINE_MAX = int(os.environ.get("QUANTWEB_ARCHIVE_INLINE_MAX_MB", "32")) * MB
 QUANTWEB_USER_UPLOAD_QUOTA = int(os.environ.get("QUANTWEB_USER_UPLOAD_QUOTA_MB", "10240")) * MB
 QUANTWEB_MIN_FREE_DISK = int(os.environ.get("QUANTWEB_MIN_FREE_DISK_MB", "2048")) * MB
 FILE_UPLOAD_TEMP_DIR = None  # large uploads stream to the system temp dir, never into memory

@@ -49,6 +49,9 @@ class DatasetOut(Schema):
     description: str
     created: datetime
     url: str
+    status: str = "ready"
+    progress: float = 1.0
+    error: str = ""
 
 
 class RunIn(Schema):

@@ -24,6 +24,11 @@ class Dataset(models.Model):
         UPLOAD = "upload", "uploaded archive"
         SERVER = "server", "server path"
 
+    class Status(models.TextChoices):
+        REGISTERING = "registering", "registering"
+        READY = "ready", "ready"
+        FAILED = "failed", "failed"
+
     name = models.CharField(max_length=100, unique=True, validators=[name_validator])
     source = models.CharField(max_length=10, choices=Source.choices)
     path = models.CharField(max_length=1000, help_text="The image folder (relative paths are under MEDIA_ROOT).")
@@ -37,6 +42,12 @@ class Dataset(models.Model):
     thumbnails = models.JSONField(default=list, blank=True, help_text="Thumbnail files under MEDIA_ROOT.")
     size_bytes = models.BigIntegerField(default=0, help_text="Bytes an uploaded archive extracted to (the quota).")
     description = models.TextField(blank=True)
+    status = models.CharField(
+        max_length=12, choices=Status.choices, default=Status.READY,
+        help_text="A large archive is extracted and registered by a job: registering, then ready or failed.",
+    )  # fmt: skip
+    progress = models.FloatField(default=0.0, help_text="Fraction of a queued registration done (0 to 1).")
+    error = models.TextField(blank=True, help_text="Why a queued registration failed, for the person who uploaded.")
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     created = models.DateTimeField(default=timezone.now)
 
@@ -65,22 +76,52 @@ class Dataset(models.Model):
         archive_name: str = "",
         user=None,
     ) -> "Dataset":
-        """The one way a dataset is registered: detect what the folder holds (the data engine's
-        ``DatasetError`` if nothing usable), then save the row and its thumbnails together. Nothing is saved
+        """The one way a server folder is registered (``new`` then ``complete_registration``): nothing is saved
         when detection fails."""
-        dataset = cls(name=name, source=source, path=media_relative(path), dataset_type=dataset_type,
-                      description=description, archive_name=archive_name, created_by=user)  # fmt: skip
-        if source == cls.Source.UPLOAD:
-            dataset.size_bytes = sum(p.stat().st_size for p in Path(path).rglob("*") if p.is_file())
-        dataset.detect_structure()
-        try:
-            dataset.refresh_thumbnails()
-            with transaction.atomic():
-                dataset.save()
-        except BaseException:
-            shutil.rmtree(dataset.thumbnail_dir, ignore_errors=True)
-            raise
+        dataset = cls.new(name=name, path=path, source=source, dataset_type=dataset_type,
+                          description=description, archive_name=archive_name, user=user)  # fmt: skip
+        dataset.complete_registration()
         return dataset
+
+    @classmethod
+    def new(cls, *, name: str, path: str | Path, source: str, dataset_type: str = "auto", description: str = "",
+            archive_name: str = "", user=None, status: str = Status.READY) -> "Dataset":  # fmt: skip
+        """An unsaved row for a dataset about to be registered (``complete_registration`` saves it)."""
+        return cls(name=name, source=source, path=media_relative(path), dataset_type=dataset_type,
+                   description=description, archive_name=archive_name, created_by=user, status=status)  # fmt: skip
+
+    def complete_registration(self) -> None:
+        """Detects what the folder holds (the data engine's ``DatasetError`` if nothing usable), then saves the
+        row, ready, with its thumbnails; on any error no thumbnail is left and the row is not saved ready."""
+        if self.source == self.Source.UPLOAD:
+            self.size_bytes = sum(p.stat().st_size for p in self.folder.rglob("*") if p.is_file())
+        self.detect_structure()
+        try:
+            self.refresh_thumbnails()
+            self.status, self.progress, self.error = self.Status.READY, 1.0, ""
+            with transaction.atomic():
+                self.save()
+        except BaseException:
+            shutil.rmtree(self.thumbnail_dir, ignore_errors=True)
+            raise
+
+    def fail_registration(self, error: str) -> None:
+        """A queued registration failed: the row says why; its files and thumbnails are removed."""
+        type(self).objects.filter(pk=self.pk).update(status=self.Status.FAILED, error=error)
+        self.status, self.error = self.Status.FAILED, error
+        shutil.rmtree(self.thumbnail_dir, ignore_errors=True)
+        shutil.rmtree(self.upload_folder, ignore_errors=True)
+
+    @property
+    def upload_folder(self) -> Path:
+        """``MEDIA_ROOT/datasets/<name>-xyz``, the folder an upload's staging file and files live in."""
+        folder = self.folder.resolve()
+        media = Path(settings.MEDIA_ROOT).resolve() / "datasets"
+        while folder.parent != media and folder != folder.parent:
+            folder = folder.parent
+        if folder == folder.parent:
+            raise ValueError(f"{self} is not under {media}")
+        return folder
 
     @classmethod
     def upload_quota_left(cls, user) -> int:
@@ -92,6 +133,8 @@ class Dataset(models.Model):
         """Detects the structure again (a server folder may have changed since it was registered), for the
         dataset's owner or staff (``PermissionDenied`` for anyone else)."""
         require_change(user, self, "detect again")
+        if self.status != self.Status.READY:
+            raise ValueError(f"{self} is {self.get_status_display()}; only a ready dataset can be detected again.")
         self.detect_structure()
         self.refresh_thumbnails()
         self.save()
@@ -103,14 +146,14 @@ class Dataset(models.Model):
         require_change(user, self, "delete")
         if self.runs.exists():
             raise ValueError(f"{self} was used by {self.runs.count()} run(s), which keep it for the record.")
-        upload_folder = self.folder if self.source == self.Source.UPLOAD else None
+        if self.status == self.Status.REGISTERING:
+            raise ValueError(f"{self} is still being registered; delete it once it is ready or failed.")
+        try:
+            upload_folder = self.upload_folder if self.source == self.Source.UPLOAD else None
+        except ValueError:
+            upload_folder = None
         self.delete()
         shutil.rmtree(self.thumbnail_dir, ignore_errors=True)
-        media = Path(settings.MEDIA_ROOT).resolve() / "datasets"
-        while upload_folder is not None and upload_folder.resolve().parent != media:  # up to datasets/<name>-xyz
-            if upload_folder.resolve() == upload_folder.resolve().parent:
-                return
-            upload_folder = upload_folder.parent
         if upload_folder is not None:
             shutil.rmtree(upload_folder, ignore_errors=True)
 
