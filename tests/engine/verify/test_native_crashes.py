@@ -32,7 +32,7 @@ def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _config(checkpoint: Path, out: Path) -> ExportConfig:
     return ExportConfig(
-        model=ModelSpec(str(checkpoint), SMALL_MODEL, input_shape=SMALL_SHAPE),
+        model=ModelSpec(str(checkpoint), SMALL_MODEL, input_shape=SMALL_SHAPE, trust_checkpoint=True),
         data=DataSpec(
             dataset_dir=str(PHOTOS), num_calib_samples=16, num_eval_samples=8
         ),
