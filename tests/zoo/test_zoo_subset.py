@@ -31,10 +31,10 @@ def test_zoo_model_converts_to_a_verified_fully_integer_int8_file(rows: dict[str
     assert row["float32_sqnr_db"] >= 40
     assert row["int8"], row.get("error")
     if name == "embedding_net":
-        # Known gap: F.normalize's tail (MAXIMUM, DIV) has no int8 kernel and stays float; the embedding
-        # itself must still point the same way as PyTorch's.
-        assert {op.split("(")[0] for op in row["float_ops"]} - {"QUANTIZE", "DEQUANTIZE"} <= {"DIV", "MAXIMUM"}
-        assert row["int8_extra"]["outputs"][0]["cosine"] > 0.99
+        # Known gap: F.normalize's tail (SQUARE, SUM, SQRT, MAXIMUM, DIV) stays float, the trunk is integer;
+        # the embedding's fidelity is checked below like every model's.
+        l2_normalise = {"SQUARE", "SUM", "SQRT", "RSQRT", "MAXIMUM", "DIV", "MUL"}
+        assert {op.split("(")[0] for op in row["float_ops"]} - {"QUANTIZE", "DEQUANTIZE"} <= l2_normalise
     else:
         assert row["fully_integer"], row.get("float_ops")
     assert row["int8_sqnr_db"] >= 15
