@@ -7,6 +7,8 @@ from support.data_fixtures import (  # noqa: F401  (representative-data image tr
     rd_flat,
     rd_imagefolder,
 )
-from support.portal_fixtures import (
-    portal_report,  # noqa: F401  (a benchmark report for the run and compare pages)
+from support.portal_fixtures import (  # noqa: F401
+    ana,  # a signed-in team member without staff rights
+    media,  # MEDIA_ROOT in the test's own folder
+    portal_report,  # a benchmark report for the run and compare pages
 )

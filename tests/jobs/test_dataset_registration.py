@@ -43,12 +43,6 @@ def workers(tmp_path):
     pool.close()
 
 
-@pytest.fixture
-def ana(client, django_user_model):
-    client.force_login(django_user_model.objects.create_user("ana", password="pw"))
-    return client
-
-
 def _work(workers: WorkerPool) -> None:
     """One burst worker: it takes what is queued, then exits."""
     proc = workers.start(burst=True)

@@ -18,18 +18,6 @@ from conversions.models import Dataset
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def media(settings, tmp_path):
-    settings.MEDIA_ROOT = tmp_path / "media"
-    return settings.MEDIA_ROOT
-
-
-@pytest.fixture
-def ana(client, django_user_model):
-    client.force_login(django_user_model.objects.create_user("ana", password="pw"))
-    return client
-
-
 def _jpeg(seed: int = 0) -> bytes:
     import numpy as np
     from PIL import Image

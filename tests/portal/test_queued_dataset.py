@@ -22,12 +22,6 @@ def media(settings, tmp_path):
     return Path(settings.MEDIA_ROOT)
 
 
-@pytest.fixture
-def ana(client, django_user_model):
-    client.force_login(django_user_model.objects.create_user("ana", password="pw"))
-    return client
-
-
 def _post(client, tmp_path, name="pets"):
     archive = zip_folder(write_image_folder(tmp_path / "pets", per_class=2), tmp_path / f"{name}.zip")
     return client.post(reverse("conversions:dataset_new"), {

@@ -21,18 +21,6 @@ pytestmark = pytest.mark.django_db
 STAFF_MUST_TRUST = "a staff member to trust the checkpoint"
 
 
-@pytest.fixture
-def media(settings, tmp_path):
-    settings.MEDIA_ROOT = tmp_path / "media"
-    return settings.MEDIA_ROOT
-
-
-@pytest.fixture
-def ana(client, django_user_model):
-    client.force_login(django_user_model.objects.create_user("ana", password="pw"))
-    return client
-
-
 def _upload_checkpoint(client, name: str, filename: str, data: bytes, architecture: str = "") -> Checkpoint:
     response = client.post(reverse("conversions:checkpoint_new"), {
         "name": name, "file": SimpleUploadedFile(filename, data), "architecture": architecture,

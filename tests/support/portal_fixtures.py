@@ -11,3 +11,17 @@ from support.runs import benchmark_report
 def portal_report(tmp_path_factory) -> dict:
     """Five variants at 1 and 2 threads, labeled accuracy, and int8 wrong on every green image."""
     return benchmark_report(tmp_path_factory.mktemp("portal-report"))
+
+
+@pytest.fixture
+def media(settings, tmp_path):
+    """MEDIA_ROOT in the test's own folder: uploads, thumbnails and artifacts land there, not under var/."""
+    settings.MEDIA_ROOT = tmp_path / "media"
+    return settings.MEDIA_ROOT
+
+
+@pytest.fixture
+def ana(client, django_user_model):
+    """A signed-in team member without staff rights."""
+    client.force_login(django_user_model.objects.create_user("ana", password="pw"))
+    return client
