@@ -19,6 +19,7 @@ from conversions.engine.errors import QuantwebError
 from conversions.engine.report.results import ExportReport
 from conversions.forms import CheckpointForm, DatasetForm, NewRunForm
 from conversions.media import media_absolute, shown_to
+from conversions.models.run import filter_text
 from conversions.models import (
     VARIANT_CHOICES,
     Artifact,
@@ -154,9 +155,7 @@ def _is_id(text: str) -> bool:
 
 
 def _text_param(request: HttpRequest, name: str, limit: int = 200) -> str:
-    """A free-text query parameter as a filter may use it: at most ``limit`` characters, no NUL (which
-    PostgreSQL refuses in a query)."""
-    return request.GET.get(name, "")[:limit].replace("\x00", "").strip()
+    return filter_text(request.GET.get(name, ""), limit)
 
 
 def _id_param(request: HttpRequest, name: str) -> str:

@@ -49,6 +49,11 @@ EXECUTE = "conversions.execution.execute_run"
 """Runs a claimed run in this process: what ``launch(immediate=True)`` and the RQ job both call."""
 
 
+def filter_text(value: str, limit: int = 200) -> str:
+    """A free-text filter cut to ``limit`` characters, without the NUL bytes PostgreSQL refuses."""
+    return value[:limit].replace("\x00", "").strip()
+
+
 class RunQuerySet(models.QuerySet):
     def for_list(self) -> "RunQuerySet":
         """What the history page reads: plain columns only, never the report, log or config JSON."""
@@ -68,9 +73,9 @@ class RunQuerySet(models.QuerySet):
     def matching(self, *, status: str = "", model: str = "", dataset: str = "", variant: str = "",
                  user: str = "") -> "RunQuerySet":
         """The history page's and the API's filters; each one an indexed column (empty means any). Values
-        are cut to 200 characters and lose NUL bytes, which PostgreSQL refuses in a query (no 500)."""
+        go through ``filter_text`` (no 500 on NUL bytes or long values)."""
         status, model, dataset, variant, user = (
-            value[:200].replace("\x00", "").strip() for value in (status, model, dataset, variant, user)
+            filter_text(value) for value in (status, model, dataset, variant, user)
         )
         runs = self
         if status:
