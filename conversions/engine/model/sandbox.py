@@ -35,7 +35,7 @@ from typing import Any, Callable
 import torch
 
 from conversions.engine.errors import CheckpointError
-from conversions.engine.verify.native import _start
+from conversions.engine.verify.native import start_child
 
 USER_ENV = "QUANTWEB_SANDBOX_USER"
 MEMORY_ENV = "QUANTWEB_SANDBOX_MEMORY_MB"
@@ -90,7 +90,7 @@ def load_state_isolated(
         proc = ctx.Process(
             target=_child, args=(child, str(copy), parse, limits), daemon=True
         )
-        _start(proc)
+        start_child(proc)
         child.close()
         try:
             return _receive(proc, parent, path, str(copy))

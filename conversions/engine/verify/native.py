@@ -57,7 +57,8 @@ def _main_not_reimported():
             setattr(main, key, value)
 
 
-def _start(proc: Any) -> None:
+def start_child(proc: Any) -> None:
+    """Starts a spawned child without it re-running the parent's ``__main__`` (a CLI or a benchmark script)."""
     with _main_not_reimported():
         proc.start()
 
@@ -98,7 +99,7 @@ def run_isolated(
     ctx = multiprocessing.get_context("spawn")
     parent, child = ctx.Pipe(duplex=False)
     proc = ctx.Process(target=_child, args=(child, step, fn, args, kwargs), daemon=True)
-    _start(proc)
+    start_child(proc)
     child.close()
     return _answer(proc, parent, step, timeout)
 
@@ -184,7 +185,7 @@ def calibrate_isolated(
     proc = ctx.Process(
         target=_calibrator_child, args=(child, bytes(model)), daemon=True
     )
-    _start(proc)
+    start_child(proc)
     child.close()
     try:
         for sample in dataset_gen():
