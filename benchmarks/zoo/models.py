@@ -148,9 +148,15 @@ _add(
     small_nets.PReLUFaceNet,
 )
 
-FAST_SUBSET = ("tv_squeezenet1_1", "multihead_fc", "prelu_facenet", "yolov8_style", "embedding_net")
-"""Five small models the test suite runs: padded and ceil-mode max-pools (the -3.4e38 PAD), FC heads with
-several outputs, PReLU, the YOLOv8-style anchors that need ONNX Runtime's folding, an embedding."""
+_add(
+    ZooModel("tiny_vit", "small", size=64, kind="classify"),
+    small_nets.TinyViT,
+)
+
+FAST_SUBSET = ("tv_squeezenet1_1", "multihead_fc", "prelu_facenet", "yolov8_style", "embedding_net", "tiny_vit")
+"""Six small models the test suite runs: padded and ceil-mode max-pools (the -3.4e38 PAD), FC heads with
+several outputs, PReLU, the YOLOv8-style anchors that need ONNX Runtime's folding, an embedding, and a
+one-block ViT (LayerNorm, attention, GELU) that proves the transformer route on every commit."""
 
 
 def build(name: str) -> nn.Module:

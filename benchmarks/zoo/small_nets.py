@@ -70,3 +70,39 @@ class PReLUFaceNet(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         h = self.fc(self.features(x))
         return self.cls(h).softmax(1), self.box(h), self.landmarks(h)
+
+
+class TinyViT(nn.Module):
+    """The smallest ViT that still has every transformer op the big ones have: a patch embedding, a class
+    token and position embedding, one block of LayerNorm, multi-head self-attention (timm's 5-D qkv
+    reshape/permute, softmax over tokens) and a GELU MLP, then a LayerNorm and a linear head."""
+
+    def __init__(self, size: int = 64, patch: int = 8, dim: int = 48, heads: int = 4, num_classes: int = 10):
+        super().__init__()
+        self.heads, self.scale = heads, (dim // heads) ** -0.5
+        self.patch_embed = nn.Conv2d(3, dim, patch, patch)
+        tokens = (size // patch) ** 2 + 1
+        self.cls_token = nn.Parameter(torch.randn(1, 1, dim) * 0.02)
+        self.pos_embed = nn.Parameter(torch.randn(1, tokens, dim) * 0.02)
+        self.norm1 = nn.LayerNorm(dim)
+        self.qkv = nn.Linear(dim, dim * 3)
+        self.proj = nn.Linear(dim, dim)
+        self.norm2 = nn.LayerNorm(dim)
+        self.mlp = nn.Sequential(nn.Linear(dim, dim * 4), nn.GELU(), nn.Linear(dim * 4, dim))
+        self.norm = nn.LayerNorm(dim)
+        self.head = nn.Linear(dim, num_classes)
+
+    def attention(self, x: torch.Tensor) -> torch.Tensor:
+        b, n, c = x.shape
+        qkv = self.qkv(x).reshape(b, n, 3, self.heads, c // self.heads).permute(2, 0, 3, 1, 4)
+        q, k, v = qkv[0], qkv[1], qkv[2]
+        attn = (q * self.scale) @ k.transpose(-2, -1)
+        x = (attn.softmax(dim=-1) @ v).transpose(1, 2).reshape(b, n, c)
+        return self.proj(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.patch_embed(x).flatten(2).transpose(1, 2)
+        x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], dim=1) + self.pos_embed
+        x = x + self.attention(self.norm1(x))
+        x = x + self.mlp(self.norm2(x))
+        return self.head(self.norm(x)[:, 0])

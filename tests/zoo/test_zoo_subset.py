@@ -1,4 +1,4 @@
-"""The zoo's fast subset through ``benchmarks/bench_zoo.py``, each model in its own child process as the
+"""The zoo's fast subset through ``benchmarks/bench_zoo.py`` (a one-block ViT included), each model in its own child process as the
 benchmark runs it: every one yields a verified, fully integer int8 file."""
 
 from __future__ import annotations
@@ -37,7 +37,13 @@ def test_zoo_model_converts_to_a_verified_fully_integer_int8_file(rows: dict[str
         assert {op.split("(")[0] for op in row["float_ops"]} - {"QUANTIZE", "DEQUANTIZE"} <= l2_normalise
     else:
         assert row["fully_integer"], row.get("float_ops")
-    assert row["int8_sqnr_db"] >= 15
+    if name == "tiny_vit":
+        # Known gap: the first LayerNorm's RSQRT takes its int8 range from the class token (a random-init
+        # 0.02-scale vector: rsqrt ~ 34 where image tokens have ~1), which costs every token precision;
+        # keeping exactly those ops in int16 is the open part of the transformer work.
+        assert row["int8_sqnr_db"] >= 12
+    else:
+        assert row["int8_sqnr_db"] >= 15
     assert "xnnpack_refused" not in row["int8_extra"]  # the padded max-pools no longer give a 1e36 scale
 
 
@@ -52,3 +58,11 @@ def test_every_output_of_a_multi_output_model_is_verified(rows: dict[str, dict])
 @pytest.mark.slow
 def test_yolov8_style_anchors_convert_through_onnxruntime_folding(rows: dict[str, dict]) -> None:
     assert rows["yolov8_style"]["route"] == "ortfold+onnx2tf"
+
+
+@pytest.mark.slow
+def test_the_tiny_transformer_is_integer_with_the_builtin_gelu_in_one_fast_pass(rows: dict[str, dict]) -> None:
+    row = rows["tiny_vit"]
+    assert row["route"] == "onnxsim+onnx2tf" and row["opset"] == 20  # GELU as one node, no pseudo-op route
+    assert {"GELU", "SOFTMAX", "BATCH_MATMUL", "RSQRT"} <= set(row["int8_ops"])
+    assert not {"EXP", "DIV", "NEG"} & set(row["int8_ops"])  # no Erf polynomial

@@ -13,6 +13,10 @@ import torch.nn as nn
 from conversions.engine.errors import ConversionError
 
 DEFAULT_OPSET = 17
+GELU_OPSET = 20
+"""At opset 20 torch writes ``nn.GELU`` as one ``Gelu`` node, which onnx2tf turns into ``tf.nn.gelu`` and TF's
+converter into the builtin GELU op (an int8 lookup table). Below 20 it is an ``Erf`` chain that onnx2tf fuses
+only in a shape a real export never has, leaving ``tf.Erf``, which TFLite has no kernel for."""
 
 
 def output_names_for(module: nn.Module, input_shape: tuple[int, ...]) -> list[str]:
@@ -23,10 +27,37 @@ def output_names_for(module: nn.Module, input_shape: tuple[int, ...]) -> list[st
 
 
 def export_onnx(
-    module: nn.Module, input_shape: tuple[int, ...], path: Path, opset: int = DEFAULT_OPSET
+    module: nn.Module, input_shape: tuple[int, ...], path: Path, opset: int | None = None
 ) -> Path:
-    """Writes ``path`` with a fixed batch-1 input named ``input``; raises ``ConversionError`` with the op at fault."""
-    path = Path(path)
+    """Writes ``path`` with a fixed batch-1 input named ``input``; raises ``ConversionError`` with the op at fault.
+
+    Without ``opset``: opset 17, or opset 20 when the graph computes GELU through ``Erf`` (see ``GELU_OPSET``);
+    the file's own ``opset_import`` says which."""
+    if opset is not None:
+        return _export(module, input_shape, Path(path), opset)
+    if any(isinstance(m, nn.GELU) for m in module.modules()):
+        return _export(module, input_shape, Path(path), GELU_OPSET)
+    path = _export(module, input_shape, Path(path), DEFAULT_OPSET)
+    if "Erf" in _op_types(path):  # F.gelu, or a GELU module of its own: only the exported graph tells
+        path = _export(module, input_shape, path, GELU_OPSET)
+    return path
+
+
+def _op_types(path: Path) -> set[str]:
+    import onnx
+
+    graph = onnx.load(str(path), load_external_data=False).graph
+    return {node.op_type for node in graph.node}
+
+
+def exported_opset(path: Path) -> int:
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    return max((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), default=0)
+
+
+def _export(module: nn.Module, input_shape: tuple[int, ...], path: Path, opset: int) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     dummy = torch.zeros(input_shape)
     names = output_names_for(module, input_shape)

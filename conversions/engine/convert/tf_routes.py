@@ -1,14 +1,16 @@
 """ONNX -> TensorFlow graph through onnx2tf, trying routes until one converts, matches ONNX *and* makes a
 float32 ``.tflite``.
 
-onnx2tf 1.29 rejects some real models (EfficientNet-Lite0's same-padding blocks fail at ``/_blocks.2/Add``
-when the pad amounts arrive as a Shape/ConstantOfShape/Slice chain). Constant-folding the graph first fixes
-that class of failure: with onnxsim, or with ONNX Runtime's own graph optimizer where onnxsim itself fails
-(its strict shape inference rejects graphs onnx's own accepts, and it crashes on anchor grids a detector
-builds in ``forward``). A graph that matches ONNX can still fail at TFLite conversion (``tf.Erf`` of GELU has
-no TFLite kernel): a route counts only once its float32 ``.tflite`` is built, so the pseudo-op routes
-(onnx2tf rewriting such ops into TFLite primitives) get their turn. Every route starts from its own copy of
-the exported file, since onnx2tf rewrites the ``.onnx`` it is given.
+onnx2tf 1.29 rejects or mis-converts some real models: EfficientNet-Lite0's same-padding blocks fail at
+``/_blocks.2/Add`` when the pad amounts arrive as a Shape/ConstantOfShape/Slice chain, and values that come
+from ONNX ``Constant`` nodes (split sizes, reduce axes) become int64 TF tensors that TFLite cannot legalise
+(``tf.SplitV``). Constant-folding the graph first fixes both, so the folded routes come first: onnxsim, then
+ONNX Runtime's own graph optimizer where onnxsim fails (its strict shape inference rejects graphs onnx's own
+accepts, and it crashes on anchor grids a detector builds in ``forward``), then the graph as exported. A
+graph that matches ONNX can still fail at TFLite conversion: a route counts only once its float32
+``.tflite`` is built, and the pseudo-op routes (onnx2tf rewriting ops into TFLite primitives) come last.
+Each route runs onnx2tf without its strict mode first (see ``MODES``). Every attempt starts from its own copy
+of the (folded) file, since onnx2tf rewrites the ``.onnx`` it is given.
 
 Two things onnx2tf would otherwise do behind our back are pinned down here:
 - it downloads 20 MS-COCO images to drive its internal checks: we hand it the run's own samples instead;
@@ -23,12 +25,14 @@ import io
 import os
 import re
 import shutil
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from conversions.engine.convert.onnx_export import exported_opset
 from conversions.engine.errors import ConversionError
 from conversions.engine.progress import NullProgress, Progress
 from conversions.engine.tensors import align_layout, sqnr_db, to_tf_layout
@@ -51,7 +55,10 @@ PSEUDO_OPS = ["erf", "gelu", "hardswish", "leakyrelu", "pow"]
 """onnx2tf's Python API compares these names in lower case (only its CLI lower-cases what it is given)."""
 
 ROUTES: tuple[Route, ...] = (
-    Route("onnx2tf", simplify=False, description="onnx2tf on the exported graph as it is"),
+    # Folded first: onnx2tf turns values that come from ONNX ``Constant`` nodes into int64 TF tensors, which
+    # become ``tf.SplitV`` / ``tf.Mean(axes: i64)`` that TFLite cannot legalise; folded into initializers the
+    # same ops become STRIDED_SLICE and a static MEAN. Folding also removes the Shape/Slice chains of 'same'
+    # padding that onnx2tf mis-lays-out. The unfolded graph stays as a route for graphs the folders break.
     Route("onnxsim+onnx2tf", simplify=True, description="constant-fold the graph with onnxsim, then onnx2tf"),
     Route(
         "ortfold+onnx2tf",
@@ -59,6 +66,7 @@ ROUTES: tuple[Route, ...] = (
         fold="onnxruntime",
         description="constant-fold with ONNX Runtime's basic graph optimizer, then onnx2tf",
     ),
+    Route("onnx2tf", simplify=False, description="onnx2tf on the exported graph as it is"),
     Route(
         "onnx2tf-pseudo-ops",
         simplify=False,
@@ -73,6 +81,11 @@ ROUTES: tuple[Route, ...] = (
         description="ONNX Runtime constant folding, then onnx2tf with pseudo-ops",
     ),
 )
+
+MODES: tuple[str, ...] = ("fast", "strict")
+"""onnx2tf's strict mode brute-forces operand layouts for dozens of op kinds (most of its time on a
+transformer); without it onnx2tf is several times faster and usually right. Each route runs fast first and
+is kept only if its graph matches ONNX Runtime (``ROUTE_MIN_SQNR_DB``); strict mode is the retry."""
 
 
 @dataclass
@@ -91,10 +104,13 @@ class TFGraph:
     float32_model: bytes | None = None
     """The route's float32 ``.tflite``: a route counts only once this is built, and the pipeline reuses it."""
     float32_notes: list[str] = field(default_factory=list)
+    opset: int = 0
+    """The ONNX opset the converted file was exported at."""
 
     def to_route_dict(self) -> dict[str, Any]:
         return {
             "route": self.route,
+            "opset": self.opset,
             "attempts": self.attempts,
             "input_layout": self.input_layout,
             "tf_input_shape": list(self.input_shape),
@@ -109,55 +125,106 @@ def convert_to_tf(
     progress: Progress | None = None,
     routes: tuple[Route, ...] | None = None,
 ) -> TFGraph:
-    """Tries each route (default ``ROUTES``); returns the first whose graph matches ONNX Runtime."""
+    """Tries each route (default ``ROUTES``), fast mode before strict; returns the first graph that matches
+    ONNX Runtime and builds a float32 ``.tflite``. Every attempt is recorded with its stage seconds."""
     progress = progress or NullProgress()
     routes = ROUTES if routes is None else routes
     import onnx
 
-    onnx_model = onnx.load(str(onnx_path))
+    onnx_model = onnx.load(str(onnx_path), load_external_data=False)
     input_shape = tuple(d.dim_value for d in onnx_model.graph.input[0].type.tensor_type.shape.dim)
     probe = _probe_inputs(sample_inputs_nchw, input_shape)
     reference = _onnxruntime_outputs(onnx_path, probe)
     attempts: list[dict[str, Any]] = []
-    tflite_failed = False
-    for i, route in enumerate(routes):
-        progress.update(i / len(routes), route.name)
-        if tflite_failed and not route.onnx2tf_options:
-            # Folding constants does not change which TF ops onnx2tf emits; only its op rewrites can help now.
-            progress.log(f"route {route.name} skipped: an earlier graph failed at TFLite conversion")
+    folded: dict[tuple[bool, str | None], Path] = {}  # each fold is done once, whatever the mode or route
+    tflite_failed_folded = False
+    plan = [(route, mode) for route in routes for mode in MODES]
+    for i, (route, mode) in enumerate(plan):
+        progress.update(i / len(plan), f"{route.name} ({mode})")
+        if _skipped(route, mode, attempts, tflite_failed_folded, progress):
             continue
+        attempt: dict[str, Any] = {"route": route.name, "mode": mode}
+        seconds: dict[str, float] = {}
         stage = "prepare"
         try:
-            route_onnx = _route_copy(onnx_path, workdir / f"route_{i}_{route.name}")
-            if route.simplify:
-                stage = "onnxsim"
-                route_onnx = _simplified(route_onnx)
-            if route.fold == "onnxruntime":
-                stage = "onnxruntime folding"
-                route_onnx = _ort_folded(route_onnx)
+            with _stage_clock(seconds, "fold"):
+                stage = "onnxsim" if route.simplify else "onnxruntime folding" if route.fold else "prepare"
+                source = _folded(onnx_path, workdir, route, folded)
+                route_onnx = _route_copy(source, workdir / f"route_{i}_{route.name}_{mode}")
             stage = "onnx2tf"
-            keras_model = _run_onnx2tf(route_onnx, workdir / f"onnx2tf_{i}", probe, route.onnx2tf_options)
-            graph = _wrap(keras_model, route, attempts, route_onnx, input_shape)
+            with _stage_clock(seconds, "onnx2tf"):
+                options = {**route.onnx2tf_options, "disable_strict_mode": mode == "fast"}
+                keras_model = _run_onnx2tf(route_onnx, workdir / f"onnx2tf_{i}", probe, options)
+                graph = _wrap(keras_model, route, attempts, route_onnx, input_shape)
             stage = "compare with ONNX Runtime"
-            sqnr = _compare(graph, probe, reference)
+            with _stage_clock(seconds, "compare"):
+                sqnr = _compare(graph, probe, reference)
             graph.sqnr_vs_onnx_db = sqnr
             if sqnr < ROUTE_MIN_SQNR_DB:
                 raise _RouteMismatch(f"converted, but its outputs differ from ONNX Runtime (SQNR {sqnr:.1f} dB)")
             stage = "float32 TFLite conversion"
             from conversions.engine.convert.tflite_variant import convert_variant
 
-            graph.float32_model, graph.float32_notes = convert_variant(graph.concrete_function, "float32")
+            with _stage_clock(seconds, "float32 tflite"):
+                graph.float32_model, graph.float32_notes = convert_variant(graph.concrete_function, "float32")
         except Exception as err:  # onnx2tf raises anything from ValueError to SystemExit-wrapped errors
-            attempt = {"route": route.name, "ok": False, "stage": stage, "error": _short(err), **_failing_op(err)}
+            attempt.update(ok=False, stage=stage, error=_short(err), **_failing_op(err), seconds=seconds)
             attempts.append(attempt)
-            tflite_failed = tflite_failed or stage == "float32 TFLite conversion"
+            if stage == "float32 TFLite conversion" and (route.simplify or route.fold):
+                tflite_failed_folded = True
             at = f" at {attempt['onnx_op']}" if attempt.get("onnx_op") else ""
-            nxt = "; trying the next route" if i + 1 < len(routes) else ""
-            progress.log(f"route {route.name} failed in {stage}{at} ({attempt['error'][:300]}){nxt}")
+            progress.log(f"route {route.name} ({mode}) failed in {stage}{at} ({attempt['error'][:300]})")
             continue
-        attempts.append({"route": route.name, "ok": True, "sqnr_vs_onnx_db": round(sqnr, 2)})
+        attempt.update(ok=True, sqnr_vs_onnx_db=round(sqnr, 2), seconds=seconds)
+        attempts.append(attempt)
+        graph.opset = exported_opset(onnx_path)
         return graph
     raise ConversionError(_failure_message(onnx_path, attempts))
+
+
+def _skipped(
+    route: Route, mode: str, attempts: list[dict[str, Any]], tflite_failed_folded: bool, progress: Progress
+) -> bool:
+    """Whether this attempt cannot succeed where an earlier one failed, so its onnx2tf pass is saved."""
+    last = attempts[-1] if attempts else None
+    same_route = last is not None and last["route"] == route.name
+    if mode == "strict" and same_route and last.get("stage") in ("onnxsim", "onnxruntime folding",
+                                                                 "float32 TFLite conversion"):
+        # The fold failed (strict mode folds nothing), or the graph's ops have no TFLite kernel: strict
+        # mode changes layouts, not which ops onnx2tf emits.
+        return True
+    if tflite_failed_folded and not (route.simplify or route.fold) and not route.onnx2tf_options:
+        # A folded graph already failed at TFLite conversion: the unfolded one emits the same ops and more
+        # of them dynamic (folding only ever turns Constant nodes into initializers), so only op rewrites
+        # (the pseudo-op routes) can help now.
+        if mode == "fast":
+            progress.log(f"route {route.name} skipped: a folded graph already failed at TFLite conversion")
+        return True
+    return False
+
+
+@contextlib.contextmanager
+def _stage_clock(seconds: dict[str, float], stage: str):
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        seconds[stage] = round(seconds.get(stage, 0.0) + time.perf_counter() - started, 2)
+
+
+def _folded(onnx_path: Path, workdir: Path, route: Route, cache: dict[tuple[bool, str | None], Path]) -> Path:
+    """The route's folded graph, made once per kind of folding and shared by every attempt that needs it."""
+    key = (route.simplify, route.fold)
+    if key == (False, None):
+        return onnx_path
+    if key not in cache:
+        copy = _route_copy(onnx_path, workdir / f"fold_{'onnxsim' if route.simplify else route.fold}")
+        if route.simplify:
+            copy = _simplified(copy)
+        if route.fold == "onnxruntime":
+            copy = _ort_folded(copy)
+        cache[key] = copy
+    return cache[key]
 
 
 def _route_copy(onnx_path: Path, folder: Path) -> Path:
@@ -336,7 +403,8 @@ def _failing_op(err: BaseException) -> dict[str, str]:
 
 
 _ADVICE = (
-    (r"\bErf\b|Gelu|GELU", "GELU's Erf has no TFLite kernel: build the model with nn.GELU(approximate='tanh')"),
+    (r"\bErf\b|Gelu|GELU", "an Erf outside nn.GELU (the engine exports nn.GELU as one Gelu node at opset 20) has "
+     "no TFLite kernel: use nn.GELU, or nn.GELU(approximate='tanh')"),
     (r"SplitV|Split", "a split/chunk with uneven or computed sizes: split with fixed sizes (torch.split(x, [a, b], dim))"),
     (r"ShapeInferenceError|eraseOutput", "onnxsim cannot fold this graph; shapes computed in forward() from x.shape "
      "(anchor grids, 'same' padding) can be precomputed as buffers for the fixed input size"),
@@ -351,7 +419,7 @@ _ADVICE = (
 def _failure_message(onnx_path: Path, attempts: list[dict[str, Any]]) -> str:
     ops = sorted({a["onnx_op"] for a in attempts if a.get("onnx_op")})
     tried = "; ".join(
-        f"{a['route']} failed in {a.get('stage', 'onnx2tf')}"
+        f"{a['route']} ({a.get('mode', 'strict')}) failed in {a.get('stage', 'onnx2tf')}"
         + (f" at {a['onnx_op']}" if a.get("onnx_op") else "")
         + f": {a['error']}"
         for a in attempts
@@ -360,10 +428,11 @@ def _failure_message(onnx_path: Path, attempts: list[dict[str, Any]]) -> str:
     text = " ".join(f"{a.get('onnx_op_type', '')} {a.get('onnx_op', '')} {a['error']}" for a in attempts)
     advice = [hint for pattern, hint in _ADVICE if re.search(pattern, text)]
     todo = "; ".join(dict.fromkeys(advice)) if advice else "replace the op named above in the model with standard ops"
+    routes = len({a["route"] for a in attempts})
     return (
-        f"onnx2tf could not convert {onnx_path.name}{where} by any of {len(attempts)} routes ({tried}). "
+        f"onnx2tf could not convert {onnx_path.name}{where} by any of {routes} routes ({tried}). "
         f"What to try: {todo}. To report it, export the ONNX file yourself (torch.onnx.export(model, x, "
-        f"'model.onnx', opset_version=17)) and attach it with this message."
+        f"'model.onnx', opset_version={exported_opset(onnx_path)})) and attach it with this message."
     )
 
 

@@ -1,5 +1,6 @@
-"""onnx2tf routes: a model the direct route mis-converts goes through onnxsim; when every route fails, the
-error names the ONNX op and what to do, and nothing is written."""
+"""onnx2tf routes: the folded graph is tried first, without onnx2tf's strict mode; the graph as exported
+(which onnx2tf mis-converts for 'same' padding) is a later route, retried in strict mode; when every route
+fails, the error names the ONNX op and what to do, and nothing is written."""
 
 from __future__ import annotations
 
@@ -35,15 +36,15 @@ def fallback_report(same_pad_spec: ModelSpec, tmp_path_factory: pytest.TempPathF
     return run_export(ExportConfig(model=same_pad_spec, variants=("none",), output_dir=str(out)))
 
 
-def test_same_padding_model_converts_through_the_onnxsim_route(fallback_report: ExportReport) -> None:
+def test_same_padding_model_converts_in_one_fast_pass_over_the_folded_graph(fallback_report: ExportReport) -> None:
     route = fallback_report.conversion_route
     assert route["route"] == "onnxsim+onnx2tf"
-    first, second = route["attempts"]
-    assert first["route"] == "onnx2tf" and first["ok"] is False
-    assert first["onnx_op"].endswith("/Add")
-    assert "Dimensions must be equal" in first["error"]
-    assert second == {"route": "onnxsim+onnx2tf", "ok": True, "sqnr_vs_onnx_db": second["sqnr_vs_onnx_db"]}
-    assert second["sqnr_vs_onnx_db"] >= tf_convert.ROUTE_MIN_SQNR_DB
+    assert route["opset"] == 17  # no GELU: the default opset
+    (only,) = route["attempts"]
+    assert only["route"] == "onnxsim+onnx2tf" and only["mode"] == "fast" and only["ok"] is True
+    assert only["sqnr_vs_onnx_db"] >= tf_convert.ROUTE_MIN_SQNR_DB
+    assert set(only["seconds"]) == {"fold", "onnx2tf", "compare", "float32 tflite"}
+    assert all(s >= 0 for s in only["seconds"].values()) and only["seconds"]["onnx2tf"] > 0
 
 
 def test_fallback_route_float32_matches_pytorch(fallback_report: ExportReport) -> None:
@@ -55,7 +56,7 @@ def test_fallback_route_float32_matches_pytorch(fallback_report: ExportReport) -
 def test_when_every_route_fails_the_error_names_the_op_and_what_to_do(
     same_pad_spec: ModelSpec, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    only_direct = tf_convert.ROUTES[:1]
+    only_direct = tuple(r for r in tf_convert.ROUTES if r.name == "onnx2tf")
     monkeypatch.setattr(pipeline, "convert_to_tf", functools.partial(tf_convert.convert_to_tf, routes=only_direct))
     out = tmp_path / "out"
 
@@ -64,7 +65,8 @@ def test_when_every_route_fails_the_error_names_the_op_and_what_to_do(
 
     message = str(err.value)
     assert "onnx2tf could not convert same_pad.onnx at ONNX op /blocks/blocks.1/Add by any of 1 routes" in message
-    assert "onnx2tf failed in onnx2tf at /blocks/blocks.1/Add: ValueError" in message
+    assert "onnx2tf (fast) failed in onnx2tf at /blocks/blocks.1/Add: ValueError" in message
+    assert "onnx2tf (strict) failed in onnx2tf at /blocks/blocks.1/Add: ValueError" in message
     assert "Dimensions must be equal" in message  # the route's own error, not cut mid-sentence
     assert "What to try: " in message and "make both operands 4-D" in message
     assert "export the ONNX file yourself" in message

@@ -140,7 +140,8 @@ def test_report_json_on_disk_has_every_key_the_issue_lists(all_variants, trained
     assert data["calibration"]["samples"] == 32
     assert len(data["calibration"]["files"]) == 32
     assert data["calibration"]["dataset_dir"] == str(trained_model.dataset_dir)
-    assert data["conversion_route"]["route"] == "onnx2tf"
+    assert data["conversion_route"]["route"] == "onnxsim+onnx2tf"  # folded first, one fast pass
+    assert [a["mode"] for a in data["conversion_route"]["attempts"]] == ["fast"]
     assert not set(data["calibration"]["files"]) & set(data["evaluation"]["files"])
     assert len(data["variants"]) == len(VARIANTS)
 
