@@ -35,7 +35,6 @@ PREPROCESS_CHOICES = [
     ("yolo", "yolo: letterbox, [0, 1]"),
 ]
 CHECKPOINT_SUFFIXES = (".pth", ".pt", ".pt2")
-MAX_LABELS_UPLOAD = 1024 * 1024
 
 
 def checkpoint_code_summary(checkpoint: Checkpoint) -> str:
@@ -281,7 +280,7 @@ class CheckpointForm(forms.Form):
             return None
         if not f.name.lower().endswith(".txt"):
             raise forms.ValidationError("The labels file must be a .txt file, one class name per line.")
-        if f.size > MAX_LABELS_UPLOAD:
+        if f.size > settings.QUANTWEB_MAX_LABELS_UPLOAD:
             raise forms.ValidationError("The labels file is larger than 1 MB; it should hold one class name a line.")
         try:
             text = f.read().decode("utf-8")

@@ -195,6 +195,7 @@ QUANTWEB_RUN_TIMEOUT = int(os.environ.get("QUANTWEB_RUN_TIMEOUT", "3600"))
 MB = 1024 * 1024
 QUANTWEB_MAX_CHECKPOINT_UPLOAD = int(os.environ.get("QUANTWEB_MAX_CHECKPOINT_UPLOAD_MB", "1024")) * MB
 QUANTWEB_MAX_ARCHITECTURE_UPLOAD = 1 * MB
+QUANTWEB_MAX_LABELS_UPLOAD = 1 * MB
 QUANTWEB_MAX_DATASET_UPLOAD = int(os.environ.get("QUANTWEB_MAX_DATASET_UPLOAD_MB", "1024")) * MB
 QUANTWEB_ARCHIVE_MAX_FILES = int(os.environ.get("QUANTWEB_ARCHIVE_MAX_FILES", "100000"))
 QUANTWEB_ARCHIVE_MAX_BYTES = int(os.environ.get("QUANTWEB_ARCHIVE_MAX_MB", "2048")) * MB
@@ -203,7 +204,18 @@ QUANTWEB_ARCHIVE_MAX_RATIO = int(os.environ.get("QUANTWEB_ARCHIVE_MAX_RATIO", "2
 QUANTWEB_ARCHIVE_INLINE_MAX = int(os.environ.get("QUANTWEB_ARCHIVE_INLINE_MAX_MB", "32")) * MB
 QUANTWEB_USER_UPLOAD_QUOTA = int(os.environ.get("QUANTWEB_USER_UPLOAD_QUOTA_MB", "10240")) * MB
 QUANTWEB_MIN_FREE_DISK = int(os.environ.get("QUANTWEB_MIN_FREE_DISK_MB", "2048")) * MB
-FILE_UPLOAD_TEMP_DIR = None  # large uploads stream to the system temp dir, never into memory
+FILE_UPLOAD_TEMP_DIR = os.environ.get("QUANTWEB_UPLOAD_TEMP_DIR") or None  # large uploads stream here, not to memory
+# The most one request may carry: the largest file limit and room for the small files and fields beside it.
+# The reverse proxy should refuse a larger body first (nginx: client_max_body_size, the README says how much).
+QUANTWEB_MAX_UPLOAD_BODY = int(os.environ.get("QUANTWEB_MAX_UPLOAD_BODY_MB", "0")) * MB or (
+    max(QUANTWEB_MAX_CHECKPOINT_UPLOAD, QUANTWEB_MAX_DATASET_UPLOAD) + 4 * MB
+)
+# Refused while they stream (conversions.upload_guard): no user or token, a body or a file over its limit.
+FILE_UPLOAD_HANDLERS = [
+    "conversions.upload_guard.GuardedUploadHandler",
+    "django.core.files.uploadhandler.MemoryFileUploadHandler",
+    "django.core.files.uploadhandler.TemporaryFileUploadHandler",
+]
 # Server folders that may be registered as datasets without uploading them (staff decide, here).
 QUANTWEB_DATASET_ROOTS = [
     Path(p) for p in os.environ.get("QUANTWEB_DATASET_ROOTS", str(BASE_DIR / "demo")).split(os.pathsep) if p

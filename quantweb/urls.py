@@ -3,6 +3,8 @@ from django.urls import include, path
 
 from conversions.api.site import urls as api_urls
 
+handler400 = "conversions.upload_guard.bad_request_page"
+
 admin.site.site_header = "quantweb audit"
 admin.site.site_title = "quantweb admin"
 
