@@ -1,8 +1,9 @@
 """Uploads are refused while they stream, not after they were spooled to disk.
 
 ``GuardedUploadHandler`` comes first in ``FILE_UPLOAD_HANDLERS``, so Django asks it before any byte of a
-multipart body is read: a request from nobody (no signed-in user, no valid API token) or one whose declared
-length is over ``QUANTWEB_MAX_UPLOAD_BODY`` is refused there; a file that grows past its field's limit stops
+multipart body is read: a request from nobody (no signed-in user, no valid API token) longer than a form of
+a few fields, or one whose declared length is over ``QUANTWEB_MAX_UPLOAD_BODY``, is refused there; a file that
+grows past its field's limit stops
 the upload at the chunk that crosses it (the temporary file is closed and so deleted). The refusal is
 ``UploadRefused``, a ``MultiPartParserError``: the pages answer it through ``handler400`` with a worded page,
 the API through its exception handlers with the JSON error shape.
@@ -16,6 +17,10 @@ from django.http import HttpRequest, HttpResponse
 from django.http.multipartparser import MultiPartParserError
 from django.shortcuts import render
 from django.views.defaults import bad_request
+
+
+ANONYMOUS_BODY_MAX = 64 * 1024
+"""The longest multipart body read without a signed-in user or token: a form's fields, never an upload."""
 
 
 class UploadRefused(MultiPartParserError):
@@ -65,7 +70,8 @@ class GuardedUploadHandler(FileUploadHandler):
         self.limit = 0
 
     def handle_raw_input(self, input_data, META, content_length, boundary, encoding=None):
-        if not may_upload(self.request):
+        # a form of a few fields (the login page, posted as multipart by some clients) is no upload
+        if content_length > ANONYMOUS_BODY_MAX and not may_upload(self.request):
             raise UploadRefused(403, "Sign in (on the pages) or send a valid API token ('Authorization: Bearer "
                                      "<token>') before uploading; the upload was not read.")  # fmt: skip
         body_limit = settings.QUANTWEB_MAX_UPLOAD_BODY

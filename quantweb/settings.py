@@ -89,6 +89,12 @@ AXES_FAILURE_LIMIT = int(os.environ.get("QUANTWEB_LOGIN_FAILURE_LIMIT", "5"))
 AXES_COOLOFF_TIME = float(os.environ.get("QUANTWEB_LOGIN_COOLOFF_HOURS", "0.25"))
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
+# Counted in the shared cache (Redis), so every web process sees every failure, by the real client address.
+AXES_HANDLER = "axes.handlers.cache.AxesCacheHandler"
+AXES_CLIENT_IP_CALLABLE = "conversions.client_address.client_ip"
+# How many reverse proxies in front of the web process append to X-Forwarded-For (nginx alone: 1). Only that
+# many entries from the right are believed; 0 (no proxy) uses the socket's address.
+QUANTWEB_TRUSTED_PROXIES = int(os.environ.get("QUANTWEB_TRUSTED_PROXIES", "0"))
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
@@ -179,6 +185,15 @@ LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "/"
 
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+# The cache every web process shares: login failures and the API rate limit are counted here. Under pytest
+# each session's keys have a prefix of their own.
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": os.environ.get("QUANTWEB_CACHE_PREFIX", f"quantweb-test-{os.getpid()}" if TESTING else "quantweb"),
+    }
+}
 RQ_QUEUE_NAME = os.environ.get("QUANTWEB_QUEUE", f"conversions-test-{os.getpid()}" if TESTING else "conversions")
 RQ_QUEUES = {
     RQ_QUEUE_NAME: {"URL": REDIS_URL, "DEFAULT_TIMEOUT": 3600},
