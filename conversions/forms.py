@@ -25,7 +25,7 @@ from conversions.models import (
 )
 from conversions.media import media_relative, shown_to
 from conversions.run_settings import RunSettings
-from conversions import registration
+from conversions import registration, run_actions
 from conversions.uploads import ARCHIVE_SUFFIXES, allowed_server_path, new_dataset_folder
 
 PREPROCESS_CHOICES = [
@@ -85,6 +85,10 @@ class NewRunForm(forms.Form):
         "classified held-out images (or of labeled accuracy); layers are kept in float until it holds.",
     )  # fmt: skip
 
+    def __init__(self, *args, user=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.user = user
+
     def clean_checkpoint(self) -> Checkpoint:
         checkpoint = self.cleaned_data["checkpoint"]
         if not checkpoint.launchable:
@@ -99,6 +103,10 @@ class NewRunForm(forms.Form):
         variants = data.get("variants") or []
         if calibrated(variants) and not data.get("dataset"):
             self.add_error("dataset", "int8 and int16x8 are calibrated: pick a dataset of representative images.")
+        try:
+            run_actions.check_queue_room(self.user)
+        except run_actions.TooManyQueued as err:
+            raise forms.ValidationError(str(err)) from None
         return data
 
     def run_settings(self) -> RunSettings:

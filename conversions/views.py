@@ -186,7 +186,7 @@ def run_status(request: HttpRequest, pk: int) -> JsonResponse:
 
 def new_run(request: HttpRequest) -> HttpResponse:
     initial = {name: _id_param(request, name) for name in ("checkpoint", "dataset") if _id_param(request, name)}
-    form = NewRunForm(request.POST or None, initial=initial)
+    form = NewRunForm(request.POST or None, initial=initial, user=request.user)
     if request.method == "POST" and form.is_valid():
         run = form.launch(request.user)
         messages.success(request, f"Run {run.pk} queued.")

@@ -181,6 +181,14 @@ MEDIA_ROOT = Path(os.environ.get("MEDIA_ROOT", VAR_DIR / "media"))
 MEDIA_URL = "media/"
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+# Mail: only with EMAIL_HOST set are password-reset pages offered (they would mail nobody otherwise).
+EMAIL_HOST = os.environ.get("EMAIL_HOST", "")
+EMAIL_PORT = int(os.environ.get("EMAIL_PORT", "587"))
+EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = os.environ.get("EMAIL_USE_TLS", "1") == "1"
+DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "quantweb@localhost")
+QUANTWEB_PASSWORD_RESET = bool(EMAIL_HOST)
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "/"
 
@@ -203,6 +211,8 @@ RQ_QUEUES = {
 # (or whose process is gone, on the same host) is marked failed by the reaper.
 QUANTWEB_RUN_HEARTBEAT_SECONDS = float(os.environ.get("QUANTWEB_RUN_HEARTBEAT_SECONDS", "10"))
 QUANTWEB_RUN_HEARTBEAT_TIMEOUT = float(os.environ.get("QUANTWEB_RUN_HEARTBEAT_TIMEOUT", "120"))
+# Runs one user may have queued or running at once (0: no limit); more are refused with a worded message.
+QUANTWEB_MAX_QUEUED_RUNS = int(os.environ.get("QUANTWEB_MAX_QUEUED_RUNS", "10"))
 QUANTWEB_RUN_TIMEOUT = int(os.environ.get("QUANTWEB_RUN_TIMEOUT", "3600"))
 
 # Uploads: checkpoint and dataset archive sizes, and what an archive may extract to: the smallest of the

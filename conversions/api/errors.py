@@ -16,7 +16,7 @@ from ninja.errors import AuthenticationError, HttpError, ValidationError
 
 from conversions.engine.errors import QuantwebError
 from conversions.media import shown_to
-from conversions.run_actions import ActionRefused
+from conversions.run_actions import ActionRefused, TooManyQueued
 from conversions.upload_guard import UploadRefused
 from conversions.wording import PORTAL_FIELD_NAMES, RUN_FORM_FIELDS
 
@@ -78,7 +78,7 @@ def install(api: "NinjaAPI") -> None:
 
     @api.exception_handler(ActionRefused)
     def refused(request, exc: ActionRefused):
-        return answer(request, 409, str(exc), exc.field)
+        return answer(request, 429 if isinstance(exc, TooManyQueued) else 409, str(exc), exc.field)
 
     @api.exception_handler(HttpError)
     def http_error(request, exc: HttpError):

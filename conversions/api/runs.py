@@ -55,7 +55,7 @@ def _created(request: HttpRequest, run: ConversionRun) -> RunCreatedOut:
 def create_run(request: HttpRequest, payload: RunIn):
     """Queues a run, validated by the new-run form (the same fields, limits and trust rule)."""
     data = {k: v for k, v in payload.model_dump().items() if v is not None}
-    form = NewRunForm(data)
+    form = NewRunForm(data, user=request.user)
     if not form.is_valid():
         raise form_error(form)
     try:
