@@ -163,17 +163,21 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = VAR_DIR / "staticfiles"
-WHITENOISE_USE_FINDERS = WHITENOISE_AUTOREFRESH = DEBUG or TESTING  # no collectstatic needed while developing
-if WHITENOISE_USE_FINDERS:
-    STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # WhiteNoise warns on every request about a missing one
 # WhiteNoise serves static files from the web process (gunicorn), compressed and with hashed names once
-# `manage.py collectstatic` has run; under DEBUG or tests the plain finder storage is used.
+# `manage.py collectstatic` has run; before it (runserver with DEBUG off) the plain names from the finders, with
+# a warning saying what to run (quantweb.static_storage). Under DEBUG or tests the plain finder storage is used.
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_AUTOREFRESH = DEBUG or TESTING  # no collectstatic needed while developing
+try:
+    STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # WhiteNoise warns on every request about a missing one
+except OSError:  # a read-only install: collectstatic will say so
+    pass
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {
         "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
         if DEBUG or TESTING
-        else "whitenoise.storage.CompressedManifestStaticFilesStorage"
+        else "quantweb.static_storage.CollectedOrFoundStorage"
     },
 }
 
