@@ -1,7 +1,9 @@
 """quantweb settings, driven by the environment so the same code runs in dev, CI and production.
 
 DATABASE_URL (default: SQLite under var/), REDIS_URL, MEDIA_ROOT, SECRET_KEY, DEBUG, QUANTWEB_QUEUE,
-QUANTWEB_DATASET_ROOTS (server folders users may register as datasets, separated by ":").
+QUANTWEB_DATASET_ROOTS (server folders users may register as datasets, separated by ":"), QUANTWEB_TRUSTED_PROXIES
+(reverse proxies in front, for the client's address), the upload limits (QUANTWEB_MAX_*_MB), EMAIL_HOST (offers
+password resets). The README's production section lists them with what to set on the proxy.
 
 DEBUG is off unless DEBUG=1. Outside DEBUG, SECRET_KEY must be set, except for the embedded default
 (``scripts/start_portal.sh`` sets QUANTWEB_EMBEDDED=1), which generates one into var/secret_key on first

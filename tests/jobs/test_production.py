@@ -48,8 +48,10 @@ def _free_port() -> int:
 
 
 def test_check_deploy_is_clean_with_the_documented_production_settings(tmp_path):
+    env = production_environment(tmp_path, QUANTWEB_TRUSTED_PROXIES="1")
+    env["REDIS_URL"] = "redis://:a-password@127.0.0.1:6379/0"  # the README's production section, as written
     result = subprocess.run([sys.executable, "manage.py", "check", "--deploy"], cwd=ROOT, capture_output=True,
-                            text=True, env=production_environment(tmp_path), timeout=300)  # fmt: skip
+                            text=True, env=env, timeout=300)  # fmt: skip
     assert result.returncode == 0, result.stderr[-2000:]
     assert "System check identified no issues (0 silenced)." in result.stdout
 
