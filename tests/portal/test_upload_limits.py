@@ -63,11 +63,14 @@ def _zeros_zip(tmp_path: Path, size: int) -> Path:
 def test_a_90_mb_upload_without_a_session_is_refused_before_it_is_read(live_server, media, spool, tmp_path):
     page = page_session(live_server.url)
     archive = _zeros_zip(tmp_path, 90 * MB)
+    started = time.monotonic()
     with LargestSpool(spool) as watch, open(archive, "rb") as fh:
         response = page.post(f"{live_server.url}/datasets/new/", timeout=120,
                              data={"csrfmiddlewaretoken": page.csrf, "name": "big"}, files={"archive": fh})  # fmt: skip
     assert response.status_code == 403, response.text[:500]
     assert "Sign in" in response.text and "the upload was not read" in response.text
+    print(f"90 MB upload without a session: {response.status_code} in {time.monotonic() - started:.2f} s, "
+          f"largest file in the upload temp dir {watch.largest} bytes")
     assert watch.largest < 1 * MB, f"{watch.largest} bytes were spooled to disk"
     assert list(spool.iterdir()) == [] and not Dataset.objects.exists()
 
@@ -94,6 +97,7 @@ def test_a_signed_in_upload_over_the_limit_stops_at_the_limit_with_a_worded_page
                              data={"csrfmiddlewaretoken": page.csrf, "name": "big"}, files={"archive": fh})  # fmt: skip
     assert response.status_code == 413, response.text[:500]
     assert "is larger than 2 MB, the limit for &#x27;archive&#x27;; upload a smaller file" in response.text
+    print(f"30 MB upload over a 2 MB limit: {response.status_code}, largest spooled file {watch.largest} bytes")
     assert watch.largest <= 2 * MB + 256 * 1024, f"{watch.largest} bytes were spooled past the 2 MB limit"
     assert list(spool.iterdir()) == [] and not Dataset.objects.exists()
     assert not (media / "datasets").exists() or not any((media / "datasets").iterdir())
