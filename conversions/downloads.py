@@ -3,9 +3,11 @@ under (``Content-Disposition``) and its SHA-256 (``X-Checksum-SHA256``), so a sc
 
 from __future__ import annotations
 
+import hashlib
+import json
 from pathlib import Path
 
-from django.http import FileResponse, Http404
+from django.http import FileResponse, Http404, HttpResponse
 
 from conversions.media import file_sha256
 from conversions.models import Artifact
@@ -22,3 +24,12 @@ def file_download(path: Path, filename: str, sha256: str | None = None) -> FileR
 
 def artifact_download(artifact: Artifact) -> FileResponse:
     return file_download(artifact.file_path, artifact.filename, artifact.sha256)
+
+
+def json_download(data, filename: str) -> HttpResponse:
+    """``data`` as a JSON attachment named ``filename``, with its digest as ``file_download`` gives one."""
+    body = json.dumps(data, indent=2).encode()
+    response = HttpResponse(body, content_type="application/json")
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    response["X-Checksum-SHA256"] = hashlib.sha256(body).hexdigest()
+    return response

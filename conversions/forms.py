@@ -25,7 +25,7 @@ from conversions.models import (
 )
 from conversions.media import media_relative, shown_to
 from conversions.run_settings import RunSettings
-from conversions import registration
+from conversions import registration, run_actions
 from conversions.uploads import ARCHIVE_SUFFIXES, allowed_server_path, new_dataset_folder
 
 PREPROCESS_CHOICES = [
@@ -35,7 +35,6 @@ PREPROCESS_CHOICES = [
     ("yolo", "yolo: letterbox, [0, 1]"),
 ]
 CHECKPOINT_SUFFIXES = (".pth", ".pt", ".pt2")
-MAX_LABELS_UPLOAD = 1024 * 1024
 
 
 def checkpoint_code_summary(checkpoint: Checkpoint) -> str:
@@ -86,6 +85,10 @@ class NewRunForm(forms.Form):
         "classified held-out images (or of labeled accuracy); layers are kept in float until it holds.",
     )  # fmt: skip
 
+    def __init__(self, *args, user=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.user = user
+
     def clean_checkpoint(self) -> Checkpoint:
         checkpoint = self.cleaned_data["checkpoint"]
         if not checkpoint.launchable:
@@ -100,6 +103,10 @@ class NewRunForm(forms.Form):
         variants = data.get("variants") or []
         if calibrated(variants) and not data.get("dataset"):
             self.add_error("dataset", "int8 and int16x8 are calibrated: pick a dataset of representative images.")
+        try:
+            run_actions.check_queue_room(self.user)
+        except run_actions.TooManyQueued as err:
+            raise forms.ValidationError(str(err)) from None
         return data
 
     def run_settings(self) -> RunSettings:
@@ -281,7 +288,7 @@ class CheckpointForm(forms.Form):
             return None
         if not f.name.lower().endswith(".txt"):
             raise forms.ValidationError("The labels file must be a .txt file, one class name per line.")
-        if f.size > MAX_LABELS_UPLOAD:
+        if f.size > settings.QUANTWEB_MAX_LABELS_UPLOAD:
             raise forms.ValidationError("The labels file is larger than 1 MB; it should hold one class name a line.")
         try:
             text = f.read().decode("utf-8")

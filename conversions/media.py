@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import hashlib
-import re
 from pathlib import Path
 
 from django.conf import settings
+
+from conversions.engine.errors import hide_folders
 
 
 def media_relative(path: str | Path) -> str:
@@ -31,14 +32,10 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-_SERVER_FOLDER = re.compile(r"(?<![\w:/.~-])/(?:[^\s/'\"<>()\[\]]+/)+")
-"""The folder part of an absolute path (``/srv/var/media/datasets/x-1/``), not of a URL or a relative path."""
-
-
 def hide_server_paths(text: str) -> str:
     """``text`` with each absolute path's folders replaced by ``…/`` (the file name stays): pages show
     non-staff users no server layout to aim at."""
-    return _SERVER_FOLDER.sub("…/", str(text))
+    return hide_folders(text)
 
 
 def shown_to(user, text: str) -> str:
@@ -51,7 +48,8 @@ def data_shown_to(user, data):
     if getattr(user, "is_staff", False):
         return data
     if isinstance(data, str):
-        return hide_server_paths(data)
+        # an embedded image's base64 holds '/' runs that look like folders; it names no server path
+        return data if data.startswith("data:") else hide_server_paths(data)
     if isinstance(data, dict):
         return {key: data_shown_to(user, value) for key, value in data.items()}
     if isinstance(data, (list, tuple)):

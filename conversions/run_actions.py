@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
+
 from conversions.models import ConversionRun
 
 
@@ -19,6 +21,22 @@ class ActionRefused(Exception):
         self.field = field
 
 
+class TooManyQueued(ActionRefused):
+    """The user has ``QUANTWEB_MAX_QUEUED_RUNS`` runs not yet finished (the API answers 429)."""
+
+
+def check_queue_room(user: Any) -> None:
+    """Refuses a new run while ``user`` has ``QUANTWEB_MAX_QUEUED_RUNS`` runs queued or running: one person
+    cannot fill the workers' queue for everyone."""
+    limit = settings.QUANTWEB_MAX_QUEUED_RUNS
+    if user is None or not limit:
+        return
+    waiting = ConversionRun.objects.active().filter(created_by=user).count()
+    if waiting >= limit:
+        raise TooManyQueued(f"You have {waiting} runs queued or running, the most one person may have "
+                            f"(QUANTWEB_MAX_QUEUED_RUNS={limit}); wait for one to finish or cancel one.")  # fmt: skip
+
+
 def cancel_run(run: ConversionRun, user: Any) -> None:
     """Cancels a queued or running run, recording who; ``ActionRefused`` if it had already ended."""
     if not run.cancel_by(user):
@@ -28,7 +46,9 @@ def cancel_run(run: ConversionRun, user: Any) -> None:
 
 def rerun(run: ConversionRun, user: Any) -> ConversionRun:
     """A new run with the same checkpoint, dataset and settings, launched by ``user``, recording which run
-    it re-ran; ``ActionRefused`` (naming the checkpoint) when the checkpoint cannot run."""
+    it re-ran; ``ActionRefused`` (naming the checkpoint) when the checkpoint cannot run, ``TooManyQueued``
+    when ``user`` has too many runs waiting."""
+    check_queue_room(user)
     try:
         return run.relaunch(user)
     except ValueError as err:

@@ -14,6 +14,7 @@ import errno
 import re
 import shutil
 import stat
+import struct
 import tarfile
 import tempfile
 import zipfile
@@ -58,7 +59,14 @@ def extract_archive(archive: IO[bytes], name: str, target: Path, *, size: int | 
             raise UnsafeArchive(f"{name}: upload a .zip, .tar.gz or .tar archive")
         if limits.files == 0:
             raise UnsafeArchive(f"{name} contains no files")
-    except (zipfile.BadZipFile, tarfile.TarError, EOFError, zlib.error, lzma.LZMAError) as err:
+    except UnsafeArchive:
+        shutil.rmtree(target, ignore_errors=True)
+        raise
+    except (zipfile.BadZipFile, tarfile.TarError, EOFError, zlib.error, lzma.LZMAError, struct.error,
+            NotImplementedError, RuntimeError, ValueError) as err:  # fmt: skip
+        # zipfile raises NotImplementedError / RuntimeError for what it cannot read (methods, encryption)
+        # that _check_zip_member did not name, struct.error or ValueError (a name that is not UTF-8) for a
+        # mangled header
         shutil.rmtree(target, ignore_errors=True)
         raise UnsafeArchive(f"the archive is damaged or truncated ({_reason(err)}); upload it again") from None
     except OSError as err:
@@ -167,7 +175,7 @@ def _copy_limited(src: IO[bytes], dest: Path, limits: _Limits) -> None:
 def _extract_zip(archive: IO[bytes], target: Path, limits: _Limits) -> None:
     try:
         zf = zipfile.ZipFile(archive)
-    except zipfile.BadZipFile as err:
+    except (zipfile.BadZipFile, ValueError, OverflowError, struct.error) as err:  # a mangled central directory
         raise UnsafeArchive(f"not a valid zip file ({err})") from None
     with zf:
         declared = sum(info.file_size for info in zf.infolist())
@@ -180,9 +188,28 @@ def _extract_zip(archive: IO[bytes], target: Path, limits: _Limits) -> None:
             dest = _safe_member_path(target, info.filename)
             if dest is None or info.is_dir():
                 continue
+            _check_zip_member(info)
             limits.add_file()
             with zf.open(info) as src:
                 _copy_limited(src, dest, limits)
+
+
+ZIP_METHODS = {zipfile.ZIP_STORED: "stored", zipfile.ZIP_DEFLATED: "deflate", zipfile.ZIP_BZIP2: "bzip2",
+               zipfile.ZIP_LZMA: "lzma"}  # fmt: skip
+"""The compression methods Python's zipfile reads; others (Deflate64 = 9, zstd, PPMd) it cannot."""
+ZIP_METHOD_NAMES = {9: "Deflate64", 93: "Zstandard", 98: "PPMd", 99: "AES encryption"}
+
+
+def _check_zip_member(info: zipfile.ZipInfo) -> None:
+    """Refuses, by name, a member that is encrypted or compressed with a method that cannot be read."""
+    if info.flag_bits & 0x1 or info.compress_type == 99:
+        raise UnsafeArchive(f"{info.filename!r} is encrypted; upload an archive made without a password")
+    if info.compress_type not in ZIP_METHODS:
+        method = ZIP_METHOD_NAMES.get(info.compress_type, f"method {info.compress_type}")
+        raise UnsafeArchive(
+            f"{info.filename!r} is compressed with {method}, which the server cannot read; make the zip with "
+            "standard deflate compression (zip -r, Python's zipfile, or 7-Zip with -mm=Deflate), or upload a .tar.gz"
+        )
 
 
 def _extract_tar(archive: IO[bytes], target: Path, limits: _Limits) -> None:

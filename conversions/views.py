@@ -18,7 +18,7 @@ from conversions.downloads import artifact_download
 from conversions.engine.errors import QuantwebError
 from conversions.engine.report.results import ExportReport
 from conversions.forms import CheckpointForm, DatasetForm, NewRunForm
-from conversions.media import media_absolute, shown_to
+from conversions.media import data_shown_to, media_absolute, shown_to
 from conversions.models.run import filter_text
 from conversions.models import (
     VARIANT_CHOICES,
@@ -75,7 +75,7 @@ def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
     if run.is_active:
         _reap(request)
         run.refresh_from_db()
-    report = run.export_report()
+    report = run.export_report(request.user)
     typed = report or ExportReport(model={}, variants=())
     details = report_pages.variant_details(typed)
     layer_charts = {}
@@ -87,7 +87,7 @@ def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
     context = {
         "run": run,
         "report": report,
-        "report_json": run.report,
+        "report_json": data_shown_to(request.user, run.report),
         "artifacts": list(run.artifacts.all()),
         "variants_table": report_pages.variants_table(typed),
         "device": report_pages.device_summary(typed),
@@ -186,7 +186,7 @@ def run_status(request: HttpRequest, pk: int) -> JsonResponse:
 
 def new_run(request: HttpRequest) -> HttpResponse:
     initial = {name: _id_param(request, name) for name in ("checkpoint", "dataset") if _id_param(request, name)}
-    form = NewRunForm(request.POST or None, initial=initial)
+    form = NewRunForm(request.POST or None, initial=initial, user=request.user)
     if request.method == "POST" and form.is_valid():
         run = form.launch(request.user)
         messages.success(request, f"Run {run.pk} queued.")

@@ -1,7 +1,9 @@
 """quantweb settings, driven by the environment so the same code runs in dev, CI and production.
 
 DATABASE_URL (default: SQLite under var/), REDIS_URL, MEDIA_ROOT, SECRET_KEY, DEBUG, QUANTWEB_QUEUE,
-QUANTWEB_DATASET_ROOTS (server folders users may register as datasets, separated by ":").
+QUANTWEB_DATASET_ROOTS (server folders users may register as datasets, separated by ":"), QUANTWEB_TRUSTED_PROXIES
+(reverse proxies in front, for the client's address), the upload limits (QUANTWEB_MAX_*_MB), EMAIL_HOST (offers
+password resets). The README's production section lists them with what to set on the proxy.
 
 DEBUG is off unless DEBUG=1. Outside DEBUG, SECRET_KEY must be set, except for the embedded default
 (``scripts/start_portal.sh`` sets QUANTWEB_EMBEDDED=1), which generates one into var/secret_key on first
@@ -89,6 +91,12 @@ AXES_FAILURE_LIMIT = int(os.environ.get("QUANTWEB_LOGIN_FAILURE_LIMIT", "5"))
 AXES_COOLOFF_TIME = float(os.environ.get("QUANTWEB_LOGIN_COOLOFF_HOURS", "0.25"))
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
+# Counted in the shared cache (Redis), so every web process sees every failure, by the real client address.
+AXES_HANDLER = "axes.handlers.cache.AxesCacheHandler"
+AXES_CLIENT_IP_CALLABLE = "conversions.client_address.client_ip"
+# How many reverse proxies in front of the web process append to X-Forwarded-For (nginx alone: 1). Only that
+# many entries from the right are believed; 0 (no proxy) uses the socket's address.
+QUANTWEB_TRUSTED_PROXIES = int(os.environ.get("QUANTWEB_TRUSTED_PROXIES", "0"))
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
@@ -157,17 +165,21 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = VAR_DIR / "staticfiles"
-WHITENOISE_USE_FINDERS = WHITENOISE_AUTOREFRESH = DEBUG or TESTING  # no collectstatic needed while developing
-if WHITENOISE_USE_FINDERS:
-    STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # WhiteNoise warns on every request about a missing one
 # WhiteNoise serves static files from the web process (gunicorn), compressed and with hashed names once
-# `manage.py collectstatic` has run; under DEBUG or tests the plain finder storage is used.
+# `manage.py collectstatic` has run; before it (runserver with DEBUG off) the plain names from the finders, with
+# a warning saying what to run (quantweb.static_storage). Under DEBUG or tests the plain finder storage is used.
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_AUTOREFRESH = DEBUG or TESTING  # no collectstatic needed while developing
+try:
+    STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # WhiteNoise warns on every request about a missing one
+except OSError:  # a read-only install: collectstatic will say so
+    pass
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {
         "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
         if DEBUG or TESTING
-        else "whitenoise.storage.CompressedManifestStaticFilesStorage"
+        else "quantweb.static_storage.CollectedOrFoundStorage"
     },
 }
 
@@ -175,10 +187,27 @@ MEDIA_ROOT = Path(os.environ.get("MEDIA_ROOT", VAR_DIR / "media"))
 MEDIA_URL = "media/"
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+# Mail: only with EMAIL_HOST set are password-reset pages offered (they would mail nobody otherwise).
+EMAIL_HOST = os.environ.get("EMAIL_HOST", "")
+EMAIL_PORT = int(os.environ.get("EMAIL_PORT", "587"))
+EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = os.environ.get("EMAIL_USE_TLS", "1") == "1"
+DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "quantweb@localhost")
+QUANTWEB_PASSWORD_RESET = bool(EMAIL_HOST)
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "/"
 
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+# The cache every web process shares: login failures and the API rate limit are counted here. Under pytest
+# each session's keys have a prefix of their own.
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": os.environ.get("QUANTWEB_CACHE_PREFIX", f"quantweb-test-{os.getpid()}" if TESTING else "quantweb"),
+    }
+}
 RQ_QUEUE_NAME = os.environ.get("QUANTWEB_QUEUE", f"conversions-test-{os.getpid()}" if TESTING else "conversions")
 RQ_QUEUES = {
     RQ_QUEUE_NAME: {"URL": REDIS_URL, "DEFAULT_TIMEOUT": 3600},
@@ -188,6 +217,8 @@ RQ_QUEUES = {
 # (or whose process is gone, on the same host) is marked failed by the reaper.
 QUANTWEB_RUN_HEARTBEAT_SECONDS = float(os.environ.get("QUANTWEB_RUN_HEARTBEAT_SECONDS", "10"))
 QUANTWEB_RUN_HEARTBEAT_TIMEOUT = float(os.environ.get("QUANTWEB_RUN_HEARTBEAT_TIMEOUT", "120"))
+# Runs one user may have queued or running at once (0: no limit); more are refused with a worded message.
+QUANTWEB_MAX_QUEUED_RUNS = int(os.environ.get("QUANTWEB_MAX_QUEUED_RUNS", "10"))
 QUANTWEB_RUN_TIMEOUT = int(os.environ.get("QUANTWEB_RUN_TIMEOUT", "3600"))
 
 # Uploads: checkpoint and dataset archive sizes, and what an archive may extract to: the smallest of the
@@ -195,6 +226,7 @@ QUANTWEB_RUN_TIMEOUT = int(os.environ.get("QUANTWEB_RUN_TIMEOUT", "3600"))
 MB = 1024 * 1024
 QUANTWEB_MAX_CHECKPOINT_UPLOAD = int(os.environ.get("QUANTWEB_MAX_CHECKPOINT_UPLOAD_MB", "1024")) * MB
 QUANTWEB_MAX_ARCHITECTURE_UPLOAD = 1 * MB
+QUANTWEB_MAX_LABELS_UPLOAD = 1 * MB
 QUANTWEB_MAX_DATASET_UPLOAD = int(os.environ.get("QUANTWEB_MAX_DATASET_UPLOAD_MB", "1024")) * MB
 QUANTWEB_ARCHIVE_MAX_FILES = int(os.environ.get("QUANTWEB_ARCHIVE_MAX_FILES", "100000"))
 QUANTWEB_ARCHIVE_MAX_BYTES = int(os.environ.get("QUANTWEB_ARCHIVE_MAX_MB", "2048")) * MB
@@ -203,7 +235,18 @@ QUANTWEB_ARCHIVE_MAX_RATIO = int(os.environ.get("QUANTWEB_ARCHIVE_MAX_RATIO", "2
 QUANTWEB_ARCHIVE_INLINE_MAX = int(os.environ.get("QUANTWEB_ARCHIVE_INLINE_MAX_MB", "32")) * MB
 QUANTWEB_USER_UPLOAD_QUOTA = int(os.environ.get("QUANTWEB_USER_UPLOAD_QUOTA_MB", "10240")) * MB
 QUANTWEB_MIN_FREE_DISK = int(os.environ.get("QUANTWEB_MIN_FREE_DISK_MB", "2048")) * MB
-FILE_UPLOAD_TEMP_DIR = None  # large uploads stream to the system temp dir, never into memory
+FILE_UPLOAD_TEMP_DIR = os.environ.get("QUANTWEB_UPLOAD_TEMP_DIR") or None  # large uploads stream here, not to memory
+# The most one request may carry: the largest file limit and room for the small files and fields beside it.
+# The reverse proxy should refuse a larger body first (nginx: client_max_body_size, the README says how much).
+QUANTWEB_MAX_UPLOAD_BODY = int(os.environ.get("QUANTWEB_MAX_UPLOAD_BODY_MB", "0")) * MB or (
+    max(QUANTWEB_MAX_CHECKPOINT_UPLOAD, QUANTWEB_MAX_DATASET_UPLOAD) + 4 * MB
+)
+# Refused while they stream (conversions.upload_guard): no user or token, a body or a file over its limit.
+FILE_UPLOAD_HANDLERS = [
+    "conversions.upload_guard.GuardedUploadHandler",
+    "django.core.files.uploadhandler.MemoryFileUploadHandler",
+    "django.core.files.uploadhandler.TemporaryFileUploadHandler",
+]
 # Server folders that may be registered as datasets without uploading them (staff decide, here).
 QUANTWEB_DATASET_ROOTS = [
     Path(p) for p in os.environ.get("QUANTWEB_DATASET_ROOTS", str(BASE_DIR / "demo")).split(os.pathsep) if p

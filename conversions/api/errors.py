@@ -6,6 +6,7 @@ use them; see ``conversions.wording``), or empty when the error is about the req
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING
 
 from django import forms
@@ -15,11 +16,14 @@ from ninja.errors import AuthenticationError, HttpError, ValidationError
 
 from conversions.engine.errors import QuantwebError
 from conversions.media import shown_to
-from conversions.run_actions import ActionRefused
+from conversions.run_actions import ActionRefused, TooManyQueued
+from conversions.upload_guard import UploadRefused
 from conversions.wording import PORTAL_FIELD_NAMES, RUN_FORM_FIELDS
 
 if TYPE_CHECKING:
     from ninja import NinjaAPI
+
+logger = logging.getLogger("quantweb.api")
 
 
 class ApiError(Exception):
@@ -74,7 +78,7 @@ def install(api: "NinjaAPI") -> None:
 
     @api.exception_handler(ActionRefused)
     def refused(request, exc: ActionRefused):
-        return answer(request, 409, str(exc), exc.field)
+        return answer(request, 429 if isinstance(exc, TooManyQueued) else 409, str(exc), exc.field)
 
     @api.exception_handler(HttpError)
     def http_error(request, exc: HttpError):
@@ -82,6 +86,17 @@ def install(api: "NinjaAPI") -> None:
         if message == "Cannot parse request body":  # django-ninja's words for a body that is not JSON
             message = "The request body is not a JSON object; send one with 'Content-Type: application/json'."
         return answer(request, exc.status_code, message)
+
+    @api.exception_handler(UploadRefused)
+    def upload_refused(request, exc: UploadRefused):
+        return answer(request, exc.status, exc.message, exc.field)
+
+    @api.exception_handler(Exception)
+    def unexpected(request, exc: Exception):
+        # a bug, not bad input: the traceback goes to the log, the client gets JSON it can parse, not HTML
+        logger.exception("unexpected error answering %s %s", request.method, request.path)
+        return answer(request, 500, f"The server failed on this request ({type(exc).__name__}); it was logged. "
+                                    "Try again, and tell staff if it persists.")  # fmt: skip
 
     @api.exception_handler(ValidationError)
     def invalid(request, exc: ValidationError):

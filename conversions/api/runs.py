@@ -3,6 +3,7 @@ and the report download. Cancel and re-run go through ``run_actions`` (owner or 
 
 from __future__ import annotations
 
+import json
 import logging
 
 from django.core.paginator import EmptyPage, Paginator
@@ -24,7 +25,7 @@ from conversions.api.schemas import (
     RunPage,
     VariantSummary,
 )
-from conversions.downloads import file_download
+from conversions.downloads import file_download, json_download
 from conversions.engine.errors import QuantwebError
 from conversions.media import data_shown_to, shown_to
 from conversions.forms import NewRunForm
@@ -54,7 +55,7 @@ def _created(request: HttpRequest, run: ConversionRun) -> RunCreatedOut:
 def create_run(request: HttpRequest, payload: RunIn):
     """Queues a run, validated by the new-run form (the same fields, limits and trust rule)."""
     data = {k: v for k, v in payload.model_dump().items() if v is not None}
-    form = NewRunForm(data)
+    form = NewRunForm(data, user=request.user)
     if not form.is_valid():
         raise form_error(form)
     try:
@@ -100,7 +101,7 @@ def get_run(request: HttpRequest, pk: int):
         except RedisError as err:
             logger.warning("reaper skipped: %s", err)
         run.refresh_from_db()
-    report = run.export_report()
+    report = run.export_report(request.user)
     artifacts = [
         ArtifactOut(variant=a.variant, filename=a.filename, size_bytes=a.size_bytes, sha256=a.sha256,
                     url=api_url(request, "artifact", a.pk, a.filename))  # fmt: skip
@@ -135,7 +136,8 @@ def rerun(request: HttpRequest, pk: int):
 
 @router.get("/{pk}/report.json", response={200: None, 404: ErrorOut}, url_name="run_report")
 def download_report(request: HttpRequest, pk: int):
-    """The run's report JSON as the engine wrote it beside the ``.tflite`` files."""
+    """The run's report JSON as the engine wrote it beside the ``.tflite`` files; for non-staff users with
+    server paths cut to file names, as every page shows them."""
     from conversions.engine.report.outputs import plan_outputs
 
     run = get_object_or_404(ConversionRun.objects.only("id", "config", "report"), pk=pk)
@@ -143,4 +145,9 @@ def download_report(request: HttpRequest, pk: int):
         raise ApiError(404, f"Run {run.pk} has no report yet; it has one once it succeeded.")
     config = run.export_config()
     path = plan_outputs(config, config.model.name).report
-    return file_download(path, f"report-r{run.pk}.json")
+    filename = f"report-r{run.pk}.json"
+    if request.user.is_staff:
+        return file_download(path, filename)
+    if not path.is_file():
+        raise ApiError(404, f"{filename} is recorded but its file is missing; ask staff to look at run {run.pk}.")
+    return json_download(data_shown_to(request.user, json.loads(path.read_text())), filename)

@@ -11,6 +11,15 @@ from ninja.throttling import AuthRateThrottle
 from conversions.api import artifacts, checkpoints, datasets, errors, runs
 from conversions.api.auth import BearerToken, docs_access
 from conversions.api.links import NAMESPACE
+from conversions.client_address import client_ip
+
+
+class ClientRateThrottle(AuthRateThrottle):
+    """Per token user; a request without one by the real client address (``client_ip``), in the shared cache."""
+
+    def get_ident(self, request):
+        return client_ip(request)
+
 
 api = NinjaAPI(
     title="quantweb",
@@ -18,7 +27,7 @@ api = NinjaAPI(
     description="Register checkpoints and datasets, launch conversions, fetch verified int8 .tflite files.",
     urls_namespace=NAMESPACE,
     auth=BearerToken(),
-    throttle=[AuthRateThrottle(settings.QUANTWEB_API_RATE)],
+    throttle=[ClientRateThrottle(settings.QUANTWEB_API_RATE)],
     docs_decorator=docs_access,
 )
 errors.install(api)

@@ -90,3 +90,13 @@ class ConversionError(QuantwebError):
 
 class OutputExistsError(QuantwebError):
     """An output file exists and ``--force`` was not given."""
+
+
+_FOLDERS = re.compile(r"(?<![\w:/.~-])/(?:[^\s/'\"<>()\[\]]+/)+")
+"""The folder part of an absolute path (``/srv/var/media/datasets/x-1/``), not of a URL or a relative path."""
+
+
+def hide_folders(text: str) -> str:
+    """``text`` with each absolute path's folders replaced by ``…/`` (the file name stays): for what leaves the
+    server (pages for non-staff users, a shipped file's metadata) and should show no server layout."""
+    return _FOLDERS.sub("…/", str(text))

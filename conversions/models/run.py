@@ -32,7 +32,7 @@ from conversions.engine.config import ExportConfig
 from conversions.engine.errors import render
 from conversions.engine.report.results import ExportReport
 from conversions.engine.variants import BY_NAME, calibrated
-from conversions.media import media_relative
+from conversions.media import data_shown_to, media_relative
 from conversions.models.artifact import Artifact
 from conversions.models.checkpoint import Checkpoint
 from conversions.models.dataset import Dataset
@@ -229,9 +229,9 @@ class ConversionRun(models.Model):
     def export_config(self) -> ExportConfig:
         return ExportConfig.from_dict(self.config)
 
-    def export_report(self) -> ExportReport | None:
-        """The stored report, typed (reports stored by earlier versions included)."""
-        return ExportReport.from_dict(self.report) if self.report else None
+    def export_report(self, user=None) -> ExportReport | None:
+        """The stored report, typed; for ``user``, as they may see it (server paths hidden from non-staff)."""
+        return ExportReport.from_dict(data_shown_to(user, self.report) if user else self.report) if self.report else None
 
     def artifact_filename_template(self) -> str:
         """``<model>-v<checkpoint version>-{variant}-r<run id>.tflite``; the engine fills ``{variant}``."""
@@ -275,7 +275,7 @@ class ConversionRun(models.Model):
                 source=source,
                 model_name=(checkpoint.name if checkpoint else config.model.name)[:100],
                 model_version=checkpoint.version if checkpoint else None,
-                dataset_name=(dataset.name if dataset else config.data.dataset_dir or "")[:200],
+                dataset_name=(dataset.name if dataset else Path(config.data.dataset_dir or "").name)[:200],
                 queue_name="" if immediate else settings.RQ_QUEUE_NAME,
                 rerun_of=rerun_of,
             )

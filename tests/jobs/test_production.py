@@ -48,8 +48,10 @@ def _free_port() -> int:
 
 
 def test_check_deploy_is_clean_with_the_documented_production_settings(tmp_path):
+    env = production_environment(tmp_path, QUANTWEB_TRUSTED_PROXIES="1")
+    env["REDIS_URL"] = "redis://:a-password@127.0.0.1:6379/0"  # the README's production section, as written
     result = subprocess.run([sys.executable, "manage.py", "check", "--deploy"], cwd=ROOT, capture_output=True,
-                            text=True, env=production_environment(tmp_path), timeout=300)  # fmt: skip
+                            text=True, env=env, timeout=300)  # fmt: skip
     assert result.returncode == 0, result.stderr[-2000:]
     assert "System check identified no issues (0 silenced)." in result.stdout
 
@@ -100,6 +102,31 @@ def test_gunicorn_serves_pages_and_static_files_as_the_readme_says(tmp_path):
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
         log.close()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_runserver_without_collectstatic_serves_pages_and_says_what_to_run(tmp_path):
+    env = production_environment(tmp_path)  # a fresh var/: STATIC_ROOT holds nothing collected
+    port = _free_port()
+    log_path = tmp_path / "runserver.log"
+    server = subprocess.Popen([sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"], cwd=ROOT,
+                              env=env, stdout=open(log_path, "wb"), stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+    try:
+        base = f"http://127.0.0.1:{port}"
+        wait_for(lambda: _answers(base), timeout=120, what="runserver to listen")
+        proxied = {"X-Forwarded-Proto": "https"}
+        page = urllib.request.urlopen(urllib.request.Request(base + "/accounts/login/", headers=proxied), timeout=30)
+        html = page.read().decode()
+        assert page.status == 200 and "csrfmiddlewaretoken" in html
+        static = re.search(r'(?:href|src)="(/static/[^"]+\.css)"', html).group(1)
+        asset = urllib.request.urlopen(urllib.request.Request(base + static, headers=proxied), timeout=30)
+        assert asset.status == 200 and len(asset.read()) > 100
+        assert not list((tmp_path / "var" / "staticfiles").iterdir()), "nothing was collected"
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
+    hints = [line for line in log_path.read_text().splitlines() if "collectstatic" in line]
+    assert len(hints) == 1 and "run '.venv/bin/python manage.py collectstatic --noinput'" in hints[0]
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):

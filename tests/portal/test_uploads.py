@@ -116,10 +116,13 @@ def test_archive_over_the_size_limit_is_rejected(user_client, media, settings):
     _assert_rejected(_post_archive(user_client, "bomb", data, "bomb.zip"), media, "more than the limit of")
 
 
-def test_upload_over_the_size_limit_is_rejected(user_client, media, settings):
+def test_upload_over_the_size_limit_is_refused_while_it_streams(user_client, media, settings):
     settings.QUANTWEB_MAX_DATASET_UPLOAD = 100
     data = _zip({"photos/c/a.jpg": _jpeg()})
-    _assert_rejected(_post_archive(user_client, "big", data, "big.zip"), media, "the limit is")
+    response = _post_archive(user_client, "big", data, "big.zip")
+    assert response.status_code == 413
+    assert "big.zip is larger than 0 MB, the limit for &#x27;archive&#x27;" in response.content.decode()
+    assert not Dataset.objects.exists()
 
 
 def test_a_safe_archive_is_extracted_detected_and_thumbnailed(user_client, media, tmp_path):

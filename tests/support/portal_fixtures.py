@@ -25,3 +25,22 @@ def ana(client, django_user_model):
     """A signed-in team member without staff rights."""
     client.force_login(django_user_model.objects.create_user("ana", password="pw"))
     return client
+
+
+def page_session(base_url: str, user=None):
+    """A ``requests`` session against the live server's pages: signed in as ``user`` (a session cookie made
+    the way a login makes one) or anonymous, with the CSRF cookie a browser gets from the login page; its
+    ``csrf`` attribute is the token to send in a form."""
+    import requests
+    from django.conf import settings
+    from django.test import Client
+
+    session = requests.Session()
+    if user is not None:
+        django_client = Client()
+        django_client.force_login(user)
+        session.cookies.set(settings.SESSION_COOKIE_NAME, django_client.cookies[settings.SESSION_COOKIE_NAME].value)
+    session.get(f"{base_url}/accounts/login/", timeout=30)
+    session.csrf = session.cookies["csrftoken"]
+    session.headers["Referer"] = base_url + "/"
+    return session

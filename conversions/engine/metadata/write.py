@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from conversions.engine.errors import hide_folders
 from conversions.engine.metadata import embed
 from conversions.engine.report.device_results import AssociatedFile, EmbeddedMetadata, ModelInfo, TensorInfo
 
@@ -91,7 +92,8 @@ def describe(model: bytes, facts: ModelFacts, variant: str) -> tuple[ModelInfo, 
             labels = ("\n".join(facts.class_names) + "\n").encode("utf-8")
     info = ModelInfo(
         name=facts.name,
-        description=f"{facts.description or facts.name} ({variant}, converted by quantweb)",
+        # the file goes to devices and people: it names the architecture's file, not the server's folders
+        description=f"{hide_folders(facts.description or facts.name)} ({variant}, converted by quantweb)",
         version=facts.version,
         author="quantweb",
         inputs=tuple(_input_info(d, facts) for d in inputs),
