@@ -11,6 +11,7 @@ from __future__ import annotations
 import platform
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
@@ -33,7 +34,7 @@ from conversions.engine.metadata.write import ModelFacts, add_metadata
 from conversions.engine.model.loading import load_model
 from conversions.engine.progress import NullProgress, Progress, timed
 from conversions.engine.report.outputs import plan_outputs, write_outputs
-from conversions.engine.report.device_results import EmbeddedMetadata, Targets
+from conversions.engine.report.device_results import EmbeddedMetadata, MicroTarget, Targets
 from conversions.engine.report.results import ExportReport, VariantReport
 from conversions.engine.tensors import to_tf_layout
 from conversions.engine.variants import REFERENCE
@@ -104,18 +105,26 @@ def run_export(config: ExportConfig, progress: Progress | None = None) -> Export
                 built, embedded, notes = add_metadata(built, facts, eval_tf)
                 warnings.extend(notes)
 
-        with timed(timings, "verify"):
-            progress.stage("verify against PyTorch")
-            variant_reports, pytorch = verify_variants(config, loaded, graph, built, data, plan.variants, progress)
-            if task == "detect":
-                variant_reports, pytorch = detection.evaluate_variants(
-                    head, variant_reports, pytorch, built, data, graph.input_layout, progress
-                )
+        # TFLite Micro runs the int8 file in its own child process: it goes on the second core while this
+        # one verifies every variant against PyTorch (the interpreters release the GIL while they run).
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            micro = pool.submit(_micro_targets, built, data, graph.input_layout)
+            with timed(timings, "verify"):
+                progress.stage("verify against PyTorch" + (" (TFLite Micro beside it)" if "int8" in built else ""))
+                variant_reports, pytorch = verify_variants(config, loaded, graph, built, data, plan.variants, progress)
+                if task == "detect":
+                    variant_reports, pytorch = detection.evaluate_variants(
+                        head, variant_reports, pytorch, built, data, graph.input_layout, progress
+                    )
+            with timed(timings, "tflite_micro_wait"):
+                targets, timings["tflite_micro"] = micro.result()
+        for variant, target in targets.items():
+            progress.log(f"{variant}: {target.message}")
         if int8 is not None:
             variant_reports = [int8.annotate(v) if v.variant == "int8" else v for v in variant_reports]
-        variant_reports = [replace(v, metadata=embedded.get(v.variant)) for v in variant_reports]
-        with timed(timings, "tflite_micro"):
-            variant_reports = _micro_targets(variant_reports, built, data, graph.input_layout, progress)
+        variant_reports = [
+            replace(v, metadata=embedded.get(v.variant), **_targets(targets.get(v.variant))) for v in variant_reports
+        ]
         variant_reports = slower_than_float(variant_reports, pytorch)
         warnings.extend(xnnpack_warnings(variant_reports) + slower_warnings(variant_reports))
 
@@ -188,22 +197,20 @@ def model_facts(config: ExportConfig, loaded, data: PreparedData, layout: str, t
     )
 
 
-def _micro_targets(
-    reports: list[VariantReport], built: dict[str, bytes], data: PreparedData, layout: str, progress: Progress
-) -> list[VariantReport]:
-    """Every int8 file in TFLite Micro (arena, missing ops, exactness against LiteRT)."""
+def _micro_targets(built: dict[str, bytes], data: PreparedData, layout: str) -> tuple[dict[str, MicroTarget], float]:
+    """Every int8 file in TFLite Micro (arena, missing ops, exactness against LiteRT), and the seconds it took.
+
+    Runs on a worker thread: it reports nothing to ``progress`` (whose writes may need the caller's thread)."""
     from conversions.engine.verify.micro import micro_readiness
 
+    started = time.perf_counter()
     inputs = to_tf_layout(data.evaluation.inputs_nchw, layout)
-    out = []
-    for v in reports:
-        if v.variant == "int8":
-            progress.stage("run int8 in TFLite Micro")
-            micro = micro_readiness(built[v.variant], inputs)
-            progress.log(f"{v.variant}: {micro.message}")
-            v = replace(v, targets=Targets(tflite_micro=micro))
-        out.append(v)
-    return out
+    targets = {v: micro_readiness(model, inputs) for v, model in built.items() if v == "int8"}
+    return targets, round(time.perf_counter() - started, 3)
+
+
+def _targets(micro: MicroTarget | None) -> dict[str, Targets]:
+    return {"targets": Targets(tflite_micro=micro)} if micro is not None else {}
 
 
 def tool_versions() -> dict[str, str]:
