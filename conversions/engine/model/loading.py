@@ -34,7 +34,7 @@ from conversions.engine.config import ModelSpec
 from conversions.engine.errors import CheckpointError
 from conversions.engine.model.builtin import BUILTIN_MODELS, get_builtin
 from conversions.engine.model.pt2_archive import pickled_payloads, without_sample_inputs
-from conversions.engine.model.pt2_ops import unlisted_ops
+from conversions.engine.model.pt2_ops import refuse_unlisted_ops
 from conversions.engine.model.sandbox import check_program_isolated, load_state_isolated
 
 log = logging.getLogger("quantweb.engine")
@@ -165,20 +165,8 @@ def parse_untrusted(stream: BinaryIO, path: Path) -> dict[str, torch.Tensor]:
 def check_untrusted_program(stream: BinaryIO, path: Path) -> dict[str, torch.Tensor]:
     """What the sandboxed child runs for an untrusted ``.pt2``: the archive parsed (its sample inputs left
     out) and every graph op checked against ``pt2_ops``; nothing comes back but the verdict."""
-    _refuse_unlisted_ops(_export_load(without_sample_inputs(stream), path), path)
+    refuse_unlisted_ops(_export_load(without_sample_inputs(stream), path), path)
     return {}
-
-
-def _refuse_unlisted_ops(program: torch.export.ExportedProgram, path: Path) -> None:
-    unlisted = unlisted_ops(program)
-    if unlisted:
-        raise CheckpointError(
-            f"refused to run the torch.export program {path}: its graph calls {_few(unlisted, 8)}, which "
-            "an untrusted program may not (only the ops a vision model computes are allowed: convolutions, "
-            "matmuls, norms, activations, pooling, arithmetic, reshapes, resizing). Export the model without "
-            "them, or have a staff member trust {checkpoint} ({trust_checkpoint}) if you trust its source.",
-            field="trust_checkpoint",
-        )
 
 
 def _state_dict_model(state: dict[str, torch.Tensor], path: Path, spec: ModelSpec) -> LoadedModel:
@@ -296,7 +284,7 @@ def _load_exported_program(path: Path, spec: ModelSpec) -> LoadedModel:
         sandboxed = check_program_isolated(path, check_untrusted_program)
         with path.open("rb") as stream:
             program = _export_load(without_sample_inputs(stream), path)
-        _refuse_unlisted_ops(program, path)
+        refuse_unlisted_ops(program, path)
         how = f", its ops checked against the allowlist, {sandboxed.describe()} first"
     shape = spec.input_shape
     placeholders = [n for n in program.graph.nodes if n.op == "placeholder" and n.name in program.graph_signature.user_inputs]

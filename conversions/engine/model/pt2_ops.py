@@ -13,8 +13,11 @@ need a staff member's trust.
 from __future__ import annotations
 
 import operator
+from pathlib import Path
 
 import torch
+
+from conversions.engine.errors import CheckpointError
 
 ALLOWED_OPS = frozenset(
     f"aten::{name}"
@@ -89,3 +92,17 @@ def unlisted_ops(program: torch.export.ExportedProgram) -> list[str]:
                 if not _allowed(n)
             )
     return sorted(found)
+
+
+def refuse_unlisted_ops(program: torch.export.ExportedProgram, path: Path) -> None:
+    """A ``CheckpointError`` naming the ops of ``program`` that ``ALLOWED_OPS`` does not list, if any."""
+    unlisted = unlisted_ops(program)
+    if unlisted:
+        more = f" and {len(unlisted) - 8} more" if len(unlisted) > 8 else ""
+        raise CheckpointError(
+            f"refused to run the torch.export program {path}: its graph calls {', '.join(unlisted[:8])}{more}, which "
+            "an untrusted program may not (only the ops a vision model computes are allowed: convolutions, "
+            "matmuls, norms, activations, pooling, arithmetic, reshapes, resizing). Export the model without "
+            "them, or have a staff member trust {checkpoint} ({trust_checkpoint}) if you trust its source.",
+            field="trust_checkpoint",
+        )

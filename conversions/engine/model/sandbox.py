@@ -319,6 +319,8 @@ def _warm_up(programs: bool) -> None:
     torch.zeros(1).view(torch.uint8).numpy()
     if not programs:
         return
+    import encodings.cp437  # noqa: F401  (zipfile decodes member names without the UTF-8 flag with it)
+
     program = io.BytesIO()
     torch.export.save(torch.export.export(torch.nn.Linear(2, 2).eval(), (torch.zeros(1, 2),)), program)
     program.seek(0)
