@@ -8,6 +8,13 @@ only when every node is a placeholder, a constant (``get_attr``), the output, or
 ``ALLOWED_OPS`` (or an in-place form of one) or of Python's ``operator`` arithmetic on sizes. Custom ops
 (``torchvision::nms``), higher-order ops (control flow, ``wrap_with_set_grad_enabled``) and everything else
 need a staff member's trust.
+
+What is trusted, and why: an untrusted archive is parsed first in the sandbox (``sandbox.py``: no secrets, no
+network, another uid), which checks the ops and answers only a verdict. The worker then parses the same file
+itself, because a graph cannot come back as plain tensors. It trusts that parse because ``pt2_archive`` has
+refused every archive whose payloads would be unpickled, so what remains is torch's JSON deserialiser and raw
+tensor bytes (the code the child just survived), and because the sample inputs (a pickle) are left out. It
+does not take the child's word for the ops: it checks them again before anything in the graph runs.
 """
 
 from __future__ import annotations
