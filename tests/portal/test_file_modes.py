@@ -11,7 +11,6 @@ from pathlib import Path
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 
-from conversions.engine.report.atomic import write_bytes_atomic
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -49,12 +48,3 @@ def test_uploads_are_stored_owner_only(media: Path) -> None:
     stored = Path(default_storage.path(name))
     assert (_mode(stored), _mode(stored.parent), _mode(stored.parent.parent)) == ("0o600", "0o700", "0o700")
 
-
-def test_the_atomic_writer_publishes_owner_only_files_under_the_portal_umask(tmp_path: Path) -> None:
-    old = os.umask(0o077)
-    try:
-        write_bytes_atomic(tmp_path / "model.tflite", b"TFL3")
-    finally:
-        os.umask(old)
-
-    assert _mode(tmp_path / "model.tflite") == "0o600"
