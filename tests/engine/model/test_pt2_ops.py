@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -79,3 +81,21 @@ def test_an_untrusted_programs_sample_inputs_are_never_unpickled(tmp_path: Path)
     with pytest.raises(CheckpointError, match="expected tuple or dict, got int"):  # after the payload's code ran
         load_model(ModelSpec(checkpoint=str(program), trust_checkpoint=True))
     assert marker.exists()  # the payload is real: a trusted load unpickles it and its code runs
+
+
+def test_the_upload_check_of_a_pt2_reads_it_without_torch(tmp_path: Path) -> None:
+    """What the web process runs at upload (``code_to_trust`` -> ``pickled_payloads``) cannot unpickle with
+    torch: it works in an interpreter where torch cannot be imported at all."""
+    program = write_pt2_with_pickling_sample_inputs(tmp_path / "samples.pt2", tmp_path / "ran")
+    script = (
+        "import sys; sys.modules['torch'] = None; sys.path[:0] = sys.argv[2:]\n"
+        "from pathlib import Path\n"
+        "from conversions.engine.model.pt2_archive import pickled_payloads\n"
+        "print(pickled_payloads(Path(sys.argv[1])))\n"
+    )
+
+    out = subprocess.run([sys.executable, "-c", script, str(program), *sys.path], capture_output=True, text=True,
+                         timeout=120, check=True).stdout  # fmt: skip
+
+    assert out == "[]\n"
+    assert not (tmp_path / "ran").exists()

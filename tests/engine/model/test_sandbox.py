@@ -14,13 +14,16 @@ import sys
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+from ai_edge_litert.interpreter import Interpreter
 
-from conversions.engine.config import ModelSpec
+from conversions.engine.config import ExportConfig, ModelSpec
 from conversions.engine.errors import CheckpointError
 from conversions.engine.model.builtin import get_builtin
 from conversions.engine.model.loading import load_model, parse_untrusted
+from conversions.engine.pipeline import run_export
 from conversions.engine.model.sandbox import CPU_ENV, MEMORY_ENV, USER_ENV, load_state_isolated
 from quantweb.filemodes import keep_private
 from support.sandbox_probe import facts_of, probe
@@ -52,6 +55,26 @@ def test_untrusted_state_dict_loads_through_the_child_as_in_process(tmp_path: Pa
     with torch.no_grad():
         torch.testing.assert_close(sandboxed.module(x), in_process.module(x), rtol=0, atol=0)
     assert list(os.listdir(tmp_path)) == ["lite0.pth"]  # nothing is left beside it
+
+
+def test_an_untrusted_state_dict_converts_to_a_tflite_that_matches_pytorch(tmp_path: Path) -> None:
+    ckpt = _lite0_checkpoint(tmp_path)
+    spec = ModelSpec(checkpoint=str(ckpt), model="efficientnet-lite0", input_shape=SHAPE)
+
+    report = run_export(ExportConfig(model=spec, variants=("none",), output_dir=str(tmp_path / "out")))
+
+    assert report.model["load_route"] == "state_dict"
+    assert "parsed in a separate process as uid" in report.model["description"]
+    x = np.random.default_rng(0).standard_normal(SHAPE).astype(np.float32)
+    interpreter = Interpreter(model_path=report.variant("float32").output)
+    interpreter.allocate_tensors()
+    interpreter.set_tensor(interpreter.get_input_details()[0]["index"], x.transpose(0, 2, 3, 1))  # NHWC
+    interpreter.invoke()
+    got = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
+    reference = load_model(ModelSpec(checkpoint=str(ckpt), model="efficientnet-lite0", input_shape=SHAPE,
+                                     trust_checkpoint=True)).module  # fmt: skip
+    with torch.no_grad():
+        np.testing.assert_allclose(got, reference(torch.from_numpy(x)).numpy(), atol=1e-4)
 
 
 @pytest.fixture
