@@ -17,13 +17,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from ai_edge_litert.interpreter import Interpreter
 
 from conversions.engine.config import ExportConfig, ModelSpec
 from conversions.engine.errors import CheckpointError
 from conversions.engine.model.builtin import get_builtin
 from conversions.engine.model.loading import load_model, parse_untrusted
 from conversions.engine.pipeline import run_export
+from conversions.engine.verify.interpreter import TFLiteModel
 from conversions.engine.model.sandbox import CPU_ENV, MEMORY_ENV, USER_ENV, load_state_isolated
 from quantweb.filemodes import keep_private
 from support.sandbox_probe import facts_of, probe
@@ -66,11 +66,7 @@ def test_an_untrusted_state_dict_converts_to_a_tflite_that_matches_pytorch(tmp_p
     assert report.model["load_route"] == "state_dict"
     assert "parsed in a separate process as uid" in report.model["description"]
     x = np.random.default_rng(0).standard_normal(SHAPE).astype(np.float32)
-    interpreter = Interpreter(model_path=report.variant("float32").output)
-    interpreter.allocate_tensors()
-    interpreter.set_tensor(interpreter.get_input_details()[0]["index"], x.transpose(0, 2, 3, 1))  # NHWC
-    interpreter.invoke()
-    got = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
+    got = TFLiteModel(Path(report.variant("float32").output)).predict(x.transpose(0, 2, 3, 1).copy())[0]  # NHWC
     reference = load_model(ModelSpec(checkpoint=str(ckpt), model="efficientnet-lite0", input_shape=SHAPE,
                                      trust_checkpoint=True)).module  # fmt: skip
     with torch.no_grad():
