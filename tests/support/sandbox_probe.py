@@ -1,6 +1,6 @@
 """What a hostile checkpoint would try, run by the sandboxed child in place of the parser.
 
-The "checkpoint" it is handed is JSON: the files to open and the 127.0.0.1 ports to connect to. It answers
+The "checkpoint" it is handed is JSON: the files to open and to write, the 127.0.0.1 ports to connect to. It answers
 with what it found, as JSON bytes in a uint8 tensor (the only thing the sandbox passes back). Everything it
 needs is imported here, before the child drops its privileges.
 """
@@ -40,6 +40,7 @@ def probe(stream: BinaryIO, path: Path) -> dict[str, torch.Tensor]:
             for port in asked["ports"]
         },
         "parent_environ": _errno_of(lambda: Path(f"/proc/{os.getppid()}/environ").read_bytes()),
+        "write": {f: _errno_of(lambda f=f: Path(f).write_bytes(b"left behind")) for f in asked.get("write", [])},
     }
     return {"facts": torch.frombuffer(bytearray(json.dumps(facts).encode()), dtype=torch.uint8)}
 

@@ -13,7 +13,8 @@ parse runs in a child that reaches nothing worth taking, even if the file takes 
   ``no_new_privs`` and becomes ``QUANTWEB_SANDBOX_USER`` (``nobody`` by default) with no supplementary
   groups; with the database, ``var/`` and ``MEDIA_ROOT`` owner-only (``quantweb.settings``) it cannot open
   them, nor other users' uploads; it reads the checkpoint only through the descriptor it was handed;
-- its address space (``QUANTWEB_SANDBOX_MEMORY_MB``) and CPU seconds (``QUANTWEB_SANDBOX_CPU_S``) are capped.
+- its address space (``QUANTWEB_SANDBOX_MEMORY_MB``) and CPU seconds (``QUANTWEB_SANDBOX_CPU_S``) are capped,
+  and it can write no byte to any file.
 
 If any of that fails (the worker is neither root nor holds CAP_SETUID, CAP_SETGID and CAP_SYS_ADMIN, or the
 user does not exist) the file is refused with a sentence saying how to run the worker; it is never parsed
@@ -332,3 +333,6 @@ def _limit(memory: int, cpu_s: int) -> None:
     resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
     cpu = int(used.ru_utime + used.ru_stime) + 1 + cpu_s  # the seconds spent importing torch do not count
     resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 5))
+    # Nothing to write: a file taken over by the parse cannot leave data in /tmp (Python ignores SIGXFSZ, so
+    # a write fails with EFBIG); the answer pipe is not a regular file and is not limited.
+    resource.setrlimit(resource.RLIMIT_FSIZE, (0, 0))

@@ -89,9 +89,9 @@ def listener():
         yield server.getsockname()[1]
 
 
-def _probe_in_child(folder: Path, files: list[Path], ports: list[int]) -> dict:
+def _probe_in_child(folder: Path, files: list[Path], ports: list[int], write: tuple[Path, ...] = ()) -> dict:
     asked = folder / "probe.json"
-    asked.write_text(json.dumps({"files": [str(f) for f in files], "ports": ports}))
+    asked.write_text(json.dumps({"files": [str(f) for f in files], "ports": ports, "write": [str(f) for f in write]}))
     asked.chmod(0o600)
     return facts_of(load_state_isolated(asked, probe).state)
 
@@ -128,6 +128,17 @@ def test_the_child_cannot_read_an_owner_only_database_nor_reach_local_ports_nor_
     assert set(facts["environ"]) <= {"PATH", "HOME", "TMPDIR", "LANG", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
                                      "OPENBLAS_NUM_THREADS"}  # fmt: skip
     assert not any(secret in value for value in facts["environ"].values())
+
+
+def test_the_child_cannot_write_a_byte_to_any_file(open_folder: Path) -> None:
+    drop = Path(tempfile.gettempdir()) / f"quantweb-probe-drop-{os.getpid()}"  # /tmp: anyone may create files
+    try:
+        facts = _probe_in_child(open_folder, [], [], write=(drop,))
+
+        assert facts["write"] == {str(drop): errno.EFBIG}
+        assert not drop.exists() or drop.stat().st_size == 0
+    finally:
+        drop.unlink(missing_ok=True)
 
 
 _LOAD_SCRIPT = """
