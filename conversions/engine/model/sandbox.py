@@ -172,6 +172,7 @@ def _run_confined(path: Path, parse: Parse, programs: bool) -> SandboxedState:
                     proc.kill()
                 proc.wait()
 
+
 def _receive(proc: subprocess.Popen, conn: Connection, path: Path, limits: tuple[int, int]) -> SandboxedState:
     try:
         if not conn.poll(TIMEOUT_S):
