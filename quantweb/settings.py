@@ -22,6 +22,8 @@ from pathlib import Path
 
 import dj_database_url
 
+from quantweb.filemodes import keep_private
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("QUANTWEB_VAR_DIR", BASE_DIR / "var"))
 TESTING = "PYTEST_VERSION" in os.environ
@@ -148,6 +150,11 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     }
     DATABASES["default"]["CONN_MAX_AGE"] = 0
+_SQLITE_FILES = (
+    [Path(f"{DATABASES['default']['NAME']}{suffix}") for suffix in ("", "-wal", "-shm")]
+    if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3"
+    else []
+)
 if TESTING:
     # One test database per pytest session, so developers' concurrent runs on one PostgreSQL do not drop
     # each other's; worker processes get the real name through conversions.testing.worker_environment().
@@ -185,6 +192,12 @@ STORAGES = {
 
 MEDIA_ROOT = Path(os.environ.get("MEDIA_ROOT", VAR_DIR / "media"))
 MEDIA_URL = "media/"
+# Owner-only, so the checkpoint sandbox's user (and anyone else on the machine) reads no upload, no database
+# and no secret key: a umask of 0o077 for every process of the portal, and the existing folders and SQLite file
+# made private (quantweb.filemodes). Uploads are stored with the same modes.
+FILE_UPLOAD_PERMISSIONS = 0o600
+FILE_UPLOAD_DIRECTORY_PERMISSIONS = 0o700
+keep_private([VAR_DIR, MEDIA_ROOT, *_SQLITE_FILES])
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # Mail: only with EMAIL_HOST set are password-reset pages offered (they would mail nobody otherwise).

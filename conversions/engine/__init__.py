@@ -14,7 +14,8 @@ the pipeline's stages, in the order a run goes through them::
     model/           checkpoint + architecture -> eval-mode nn.Module
       loading.py       state dicts, .pt2 programs, pickles (with trust), factories
       pt2_archive.py   a .pt2 read without loading it: the payloads torch.export.load would unpickle
-      sandbox.py       an untrusted state dict parsed in a spawned, unprivileged, rlimited child; tensors back
+      pt2_ops.py       the graph ops an untrusted .pt2 may hold: what a vision model computes
+      sandbox.py       untrusted bytes parsed in a child with no secrets, no network, another uid; tensors back
       builtin.py       models that ship by name, their weights from pip packages
       ultralytics.py   Ultralytics checkpoints as a plain detector module
     data/            dataset folder -> calibration stream and held-out inputs

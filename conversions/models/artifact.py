@@ -63,7 +63,7 @@ class Artifact(models.Model):
     def record(cls, run: "ConversionRun", name: str, path: Path, sha256: str, size_bytes: int) -> "Artifact":
         stored = media_relative(path)
         if not Path(stored).is_absolute():  # portal artifacts; a CLI user's own output files keep their mode
-            path.chmod(0o444)
+            path.chmod(0o400)  # read-only, and owner-only like everything under MEDIA_ROOT (quantweb.filemodes)
         return cls.objects.create(
             run=run, variant=variant(name).name, filename=path.name, path=stored, sha256=sha256,
             size_bytes=size_bytes,

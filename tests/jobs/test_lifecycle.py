@@ -99,7 +99,7 @@ def test_artifacts_are_immutable(run, tmp_path, settings):
     out.write_bytes(b"tflite")
     artifact = Artifact.record(run, "int8", out, sha256="0" * 64, size_bytes=6)
     assert artifact.path == "m.tflite", "stored relative to MEDIA_ROOT"
-    assert oct(out.stat().st_mode & 0o777) == "0o444"
+    assert oct(out.stat().st_mode & 0o777) == "0o400", "read-only, and owner-only like every stored file"
     artifact.sha256 = "1" * 64
     with pytest.raises(ImmutableError):
         artifact.save()

@@ -84,3 +84,45 @@ def write_plain_pt2(path: Path, size: int = 16) -> Path:
         torch.export.export(net.eval(), (torch.zeros(1, 3, size, size),)), str(path)
     )
     return path
+
+
+def write_file_reading_pt2(path: Path, secret: Path, size: int = 4) -> Path:
+    """A real ``torch.export`` program whose graph calls ``aten::from_file`` on ``secret`` and adds the sum of
+    its first ``size`` bytes to the input: a non-mutating aten op that reads a file when the program runs.
+
+    ``torch.export`` cannot trace ``from_file`` (it has no meta kernel); one registered for the export only
+    lets it, as an attacker writing the graph by hand could."""
+    import torch
+
+    class ReadsAFile(torch.nn.Module):
+        def forward(self, x):
+            data = torch.from_file(str(secret), shared=False, size=size, dtype=torch.uint8)
+            return x + data.float().sum()
+
+    def meta(filename, shared=None, size=0, *, dtype=None, layout=None, device=None, pin_memory=None):
+        return torch.empty(size, dtype=dtype, device="meta")
+
+    lib = torch.library.Library("aten", "IMPL")
+    lib.impl("from_file", meta, "Meta")
+    try:
+        program = torch.export.export(ReadsAFile().eval(), (torch.zeros(1, 3, 4, 4),))
+    finally:
+        lib._destroy()
+    torch.export.save(program, str(path))
+    return path
+
+
+def write_pt2_with_pickling_sample_inputs(path: Path, marker: Path) -> Path:
+    """A plain archive whose sample-inputs member is a pickle that touches ``marker`` when fully unpickled
+    (``torch.export.load`` tries ``weights_only=True``, then falls back to a full unpickle)."""
+    import torch
+
+    plain = write_plain_pt2(path.with_name(path.stem + "-plain.pt2"))
+    payload = io.BytesIO()
+    torch.save(_TouchOnUnpickle(marker), payload)
+    with zipfile.ZipFile(plain) as src, zipfile.ZipFile(path, "w") as out:
+        for info in src.infolist():
+            sample = "/data/sample_inputs/" in f"/{info.filename}"
+            out.writestr(info, payload.getvalue() if sample else src.read(info.filename))
+    plain.unlink()
+    return path

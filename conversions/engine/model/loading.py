@@ -25,7 +25,7 @@ import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, BinaryIO, Callable
 
 import torch
 import torch.nn as nn
@@ -33,8 +33,9 @@ import torch.nn as nn
 from conversions.engine.config import ModelSpec
 from conversions.engine.errors import CheckpointError
 from conversions.engine.model.builtin import BUILTIN_MODELS, get_builtin
-from conversions.engine.model.pt2_archive import pickled_payloads
-from conversions.engine.model.sandbox import load_state_isolated
+from conversions.engine.model.pt2_archive import pickled_payloads, without_sample_inputs
+from conversions.engine.model.pt2_ops import refuse_unlisted_ops
+from conversions.engine.model.sandbox import check_program_isolated, load_state_isolated
 
 log = logging.getLogger("quantweb.engine")
 
@@ -147,20 +148,25 @@ def _load_checkpoint(spec: ModelSpec) -> LoadedModel:
 
 
 def _load_untrusted_state_dict(path: Path, spec: ModelSpec) -> LoadedModel:
-    """The bytes parsed in the unprivileged child (``sandbox``); only its tensors reach this process."""
+    """The bytes parsed in the confined child (``sandbox``); only its tensors reach this process."""
     sandboxed = load_state_isolated(path, parse_untrusted)
-    if sandboxed.warning:
-        log.warning("%s: %s", path.name, sandboxed.warning)
     loaded = _state_dict_model(sandboxed.state, path, spec)
     loaded.description += f", {sandboxed.describe()}"
     return loaded
 
 
-def parse_untrusted(path: Path) -> dict[str, torch.Tensor]:
+def parse_untrusted(stream: BinaryIO, path: Path) -> dict[str, torch.Tensor]:
     """What the sandboxed child runs: ``torch.load(weights_only=True)`` and the state dict unwrapped."""
-    state = _unwrap_state_dict(_torch_load(path, trust=False), path)
+    state = _unwrap_state_dict(_torch_load(path, trust=False, stream=stream), path)
     assert isinstance(state, dict)  # weights_only never yields a module
     return state
+
+
+def check_untrusted_program(stream: BinaryIO, path: Path) -> dict[str, torch.Tensor]:
+    """What the sandboxed child runs for an untrusted ``.pt2``: the archive parsed (its sample inputs left
+    out) and every graph op checked against ``pt2_ops``; nothing comes back but the verdict."""
+    refuse_unlisted_ops(_export_load(without_sample_inputs(stream), path), path)
+    return {}
 
 
 def _state_dict_model(state: dict[str, torch.Tensor], path: Path, spec: ModelSpec) -> LoadedModel:
@@ -181,9 +187,10 @@ def _state_dict_model(state: dict[str, torch.Tensor], path: Path, spec: ModelSpe
     )
 
 
-def _torch_load(path: Path, trust: bool) -> Any:
+def _torch_load(path: Path, trust: bool, stream: BinaryIO | None = None) -> Any:
+    """``torch.load`` of ``stream`` (read from ``path`` when None); ``path`` names the file in messages."""
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(stream or path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
         # weights_only refuses a pickled class with "Unsupported global: GLOBAL pkg.Class"; any other
         # UnpicklingError means the bytes are not a pickle at all (a damaged or foreign file).
@@ -267,13 +274,18 @@ def fit_prefixes(state: dict[str, torch.Tensor], wanted: set[str]) -> tuple[dict
 
 
 def _load_exported_program(path: Path, spec: ModelSpec) -> LoadedModel:
-    try:
-        program = torch.export.load(str(path))
-    except Exception as err:  # torch.export.load raises many types for a bad archive
-        raise CheckpointError(
-            f"{path} is not a loadable torch.export program ({_reason(err)}); "
-            "write it with torch.export.save(torch.export.export(model, args), path)."
-        ) from None
+    """A trusted archive loads as it is. An untrusted one is first parsed and its ops checked in the sandbox;
+    then this process parses it again (it has no pickled payloads, ``pt2_archive``; its sample inputs are left
+    out) and checks the ops itself before anything in the graph runs."""
+    how = ""
+    if spec.trust_checkpoint:
+        program = _export_load(str(path), path)
+    else:
+        sandboxed = check_program_isolated(path, check_untrusted_program)
+        with path.open("rb") as stream:
+            program = _export_load(without_sample_inputs(stream), path)
+        refuse_unlisted_ops(program, path)
+        how = f", its ops checked against the allowlist, {sandboxed.describe()} first"
     shape = spec.input_shape
     placeholders = [n for n in program.graph.nodes if n.op == "placeholder" and n.name in program.graph_signature.user_inputs]
     if placeholders and "val" in placeholders[0].meta:
@@ -284,7 +296,17 @@ def _load_exported_program(path: Path, spec: ModelSpec) -> LoadedModel:
     module = program.module()
     for sub in module.modules():  # its .train()/.eval() raise; the ops it runs were fixed at export time
         sub.training = False
-    return LoadedModel(module, "exported_program", shape, f"torch.export program {path.name}")
+    return LoadedModel(module, "exported_program", shape, f"torch.export program {path.name}{how}")
+
+
+def _export_load(source: str | BinaryIO, path: Path) -> torch.export.ExportedProgram:
+    try:
+        return torch.export.load(source)
+    except Exception as err:  # torch.export.load raises many types for a bad archive
+        raise CheckpointError(
+            f"{path} is not a loadable torch.export program ({_reason(err)}); "
+            "write it with torch.export.save(torch.export.export(model, args), path)."
+        ) from None
 
 
 def resolve_factory(reference: str) -> Callable[..., nn.Module]:

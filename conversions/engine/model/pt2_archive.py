@@ -1,10 +1,14 @@
 """A ``.pt2`` archive read without loading it: which of its payloads would be unpickled by ``torch.export.load``.
 
 ``torch.export.load`` unpickles (``weights_only=False``) every weight or constant the archive's own config
-marks ``use_pickle``, every custom or opaque object constant, legacy ``<model>.pt`` weight files, and a
-sample-inputs file that the safe unpickler refuses. A plain ``torch.export.save`` of a vision model has
-none of these: its weights are raw bytes described by JSON. So an archive with any of them runs code from
-the file and needs trust, like a pickled module; one without them loads untrusted.
+marks ``use_pickle``, every custom or opaque object constant and legacy ``<model>.pt`` weight files. A
+plain ``torch.export.save`` of a vision model has none of these: its weights are raw bytes described by JSON.
+So an archive with any of them runs code from the file and needs trust, like a pickled module; one without
+them is parsed untrusted, in the sandbox first.
+
+Its sample inputs are a pickle too (``torch.load``, falling back to a full unpickle). Nothing here reads them
+(the portal looks at an upload with this module, in the web process, and must unpickle nothing);
+an untrusted archive is loaded ``without_sample_inputs``, since the engine never uses them.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import io
 import json
 import zipfile
 from pathlib import Path
+from typing import BinaryIO
 
 _OPAQUE_DIRS = ("/data/aotinductor/", "/data/executorch/", "/data/mtia/")
 """Compiled code or other formats the portal never needs: refused as opaque."""
@@ -34,11 +39,19 @@ def pickled_payloads(path: Path) -> list[str]:
                 found.extend(_pickled_in_config(archive, name))
             elif _is_legacy_payload(name):
                 found.append(f"{name} (a legacy pickled payload)")
-            elif "/data/sample_inputs/" in f"/{name}" and not _loads_safely(
-                archive.read(name)
-            ):
-                found.append(f"{name} (sample inputs that only a full unpickle reads)")
     return found
+
+
+def without_sample_inputs(stream: BinaryIO) -> io.BytesIO:
+    """The archive in ``stream`` rewritten in memory with its sample inputs emptied (``torch.export.load``
+    then leaves ``example_inputs`` None instead of unpickling them); every other member as it was."""
+    out = io.BytesIO()
+    with zipfile.ZipFile(stream) as archive, zipfile.ZipFile(out, "w") as copy:
+        for info in archive.infolist():
+            sample = "/data/sample_inputs/" in f"/{info.filename}"
+            copy.writestr(info, b"" if sample else archive.read(info))
+    out.seek(0)
+    return out
 
 
 def _pickled_in_config(archive: zipfile.ZipFile, name: str) -> list[str]:
@@ -66,14 +79,3 @@ def _is_legacy_payload(name: str) -> bool:
         and name.endswith(".pt")
     )
 
-
-def _loads_safely(data: bytes) -> bool:
-    import torch
-
-    if not data:
-        return True
-    try:
-        torch.load(io.BytesIO(data), weights_only=True)
-    except Exception:  # anything the safe unpickler refuses is what torch.export.load would fully unpickle
-        return False
-    return True

@@ -70,8 +70,14 @@ def copy_tree_atomic(src: Path, dst: Path, force: bool = False) -> None:
 
 
 def _umask_mode() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
+    """``0o666`` less the process umask (0o600 under the portal's 0o077), read without changing it: setting
+    it to 0 for an instant, the usual way to read it, would let another thread create a world-writable file."""
+    try:
+        status = Path("/proc/self/status").read_text()
+        mask = int(next(line.split()[1] for line in status.splitlines() if line.startswith("Umask:")), 8)
+    except (OSError, StopIteration):  # not Linux, or a kernel older than 4.7
+        mask = os.umask(0)
+        os.umask(mask)
     return 0o666 & ~mask
 
 
