@@ -19,10 +19,11 @@ def _dataset(root: Path, count: int = 3) -> Path:
     return root
 
 
-def _yaml(folder: Path, path_value: str) -> Path:
+def _yaml(folder: Path, path_value: str, splits: tuple[str, ...] = ("val",)) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / "data.yaml"
-    target.write_text(f"path: {path_value}\nval: images/val\nnames: ['a']\n")
+    listed = "".join(f"{split}: images/{split}\n" for split in splits)
+    target.write_text(f"path: {path_value}\n{listed}names: ['a']\n")
     return target
 
 
@@ -85,18 +86,11 @@ def test_a_path_found_nowhere_names_every_place_tried(
     assert str(tmp_path / "cfg" / "absent") in str(err.value)
 
 
-def _ultralytics_yaml(root: Path) -> Path:
-    """``data.yaml`` as Ultralytics writes it: ``path:`` names the dataset folder itself, relative."""
-    target = root / "data.yaml"
-    target.write_text(f"path: {root.name}\ntrain: images/train\nval: images/val\nnames:\n  0: square\n  1: disc\n")
-    return target
-
-
 def test_a_dataset_folder_whose_path_names_itself_is_read_from_the_yaml_folder(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     root = write_shapes_dataset(tmp_path / "det_yolo", train=4, val=5, background=1)
-    _ultralytics_yaml(root)
+    _yaml(root, "det_yolo", ("train", "val"))  # as Ultralytics writes it: path: names the folder itself
     monkeypatch.setenv("YOLO_CONFIG_DIR", str(tmp_path / "no-settings"))
     monkeypatch.chdir(tmp_path / "det_yolo")  # not its parent: ./det_yolo does not exist
     s = detect_dataset(root)
@@ -111,7 +105,7 @@ def test_a_path_found_nowhere_with_no_split_beside_the_yaml_is_still_refused(
 ) -> None:
     root = tmp_path / "det_yolo"
     root.mkdir()
-    _ultralytics_yaml(root)
+    _yaml(root, "det_yolo", ("train", "val"))  # as Ultralytics writes it: path: names the folder itself
     write_image(tmp_path / "elsewhere" / "images" / "val" / "0.jpg")
     monkeypatch.setenv("YOLO_CONFIG_DIR", str(tmp_path / "no-settings"))
     monkeypatch.chdir(root)
