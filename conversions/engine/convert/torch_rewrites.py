@@ -12,9 +12,10 @@ function from ops XNNPACK does delegate in int8 (LEAKY_RELU, RELU, ADD/SUB/MUL, 
   optimize_patterns.td); scaling ``x`` first is a product those patterns do not match. Equal to the original
   up to float rounding (a few ulp).
 
-Only a run that builds int8 is rewritten: every variant comes from one graph, and in float the decomposed forms
-cost more than XNNPACK's fused float PRELU / HARD_SWISH (a MobileNetV3-like net: float32 2.4 -> 6.6 ms, int8
-14 -> 6.4 ms at 1 thread). The caller's module is never changed: a copy is rewritten, when there is anything to.
+Only a run that builds int8 is rewritten: every variant comes from one graph, and the decomposed forms can cost
+the float files time against XNNPACK's fused float PRELU / HARD_SWISH (one MobileNetV3-like measurement had
+float32 2.4 -> 6.6 ms; runs through the engine showed no consistent change on a loaded machine). The caller's
+module is never changed: a copy is rewritten, when there is anything to.
 """
 
 from __future__ import annotations
