@@ -65,7 +65,8 @@ class Rewritten(NamedTuple):
 
 
 def _is_hard_swish(m: nn.Module) -> bool:
-    return isinstance(m, nn.Hardswish) or (type(m).__module__, type(m).__name__) in _TIMM_HARD_SWISH
+    # Exact types only: a subclass may override forward, and then it is no longer the function rewritten here.
+    return type(m) is nn.Hardswish or (type(m).__module__, type(m).__name__) in _TIMM_HARD_SWISH
 
 
 def _replacement(m: nn.Module) -> tuple[nn.Module, str] | None:
