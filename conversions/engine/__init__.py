@@ -33,7 +33,9 @@ the pipeline's stages, in the order a run goes through them::
       labels.py        class names and which output each class folder stands for
       run_inputs.py    one run's calibration stream and held-out inputs
     convert/         nn.Module -> ONNX -> TensorFlow -> one .tflite variant
+      torch_rewrites.py  exact PyTorch rewrites before export (PReLU, hard-swish) so int8 stays on XNNPACK
       onnx_export.py   PyTorch -> ONNX
+      onnx_rewrites.py the exported ONNX file's divisions by a constant made products, for the same reason
       tf_routes.py     ONNX -> TensorFlow through onnx2tf, routes tried until one matches ONNX Runtime
       tflite_variant.py one .tflite variant from the TensorFlow graph
     int8/            the int8 model a run ships

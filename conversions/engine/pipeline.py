@@ -18,12 +18,14 @@ from pathlib import Path
 from conversions.engine import detection
 from conversions.engine.config import CALIBRATED_VARIANTS, ExportConfig
 from conversions.engine.convert.onnx_export import export_onnx
+from conversions.engine.convert.onnx_rewrites import divisions_as_products
 from conversions.engine.convert.tf_routes import (
     TFGraph,
     convert_to_tf,
     set_quiet_tf_logging,
 )
 from conversions.engine.convert.tflite_variant import convert_variant
+from conversions.engine.convert.torch_rewrites import rewrite_for_int8
 from conversions.engine.data.run_inputs import (
     PreparedData,
     calibration_stream,
@@ -76,7 +78,9 @@ def run_export(config: ExportConfig, progress: Progress | None = None) -> Export
         workdir = Path(tmp)
         with timed(timings, "onnx"):
             progress.stage("export ONNX")
-            onnx_path = export_onnx(loaded.module, loaded.input_shape, workdir / f"{stem}.onnx")
+            rewritten = rewrite_for_int8(loaded.module, config.variants)  # int8 kept on XNNPACK's kernels
+            onnx_path = export_onnx(rewritten.module, loaded.input_shape, workdir / f"{stem}.onnx")
+            warnings.extend(rewritten.notes + divisions_as_products(onnx_path))
             head = detection.prepare_head(task, config, loaded, data, onnx_path, progress)
             onnx_path, loaded = head.onnx_path, head.loaded  # a detector's head made int8-safe
             warnings.extend(head.warnings)

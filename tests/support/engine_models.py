@@ -111,3 +111,27 @@ class TopKShift(SmallConvNet):
 
 def topk_shift(num_classes: int = 4, width: int = 32) -> TopKShift:
     return TopKShift(num_classes=num_classes, width=width)
+
+
+class ActivationNet(nn.Module):
+    """Every activation the int8 rewrites replace, for 1x3x32x32 inputs: per-channel and single-slope PReLU
+    (conv and linear), hard-swish, and a division by a constant."""
+
+    def __init__(self, num_classes: int = 4, width: int = 16) -> None:
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, width, 3, 2, 1), nn.BatchNorm2d(width), nn.PReLU(width))
+        self.body = nn.Sequential(nn.Conv2d(width, width, 3, 1, 1), nn.Hardswish(), nn.Conv2d(width, width, 3, 2, 1),
+                                  nn.PReLU())
+        self.fc = nn.Sequential(nn.Linear(width, 32), nn.PReLU(32), nn.Linear(32, num_classes))
+        with torch.no_grad():  # distinct slopes, so the per-channel form is the one exercised
+            for m in self.modules():
+                if isinstance(m, nn.PReLU) and m.num_parameters > 1:
+                    m.weight.copy_(torch.linspace(0.05, 0.6, m.num_parameters))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.body(self.stem(x))
+        return self.fc(h.mean((2, 3)) / 6.0)
+
+
+def activation_net(num_classes: int = 4) -> ActivationNet:
+    return ActivationNet(num_classes=num_classes)

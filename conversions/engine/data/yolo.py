@@ -54,7 +54,7 @@ def _yaml_entry(lister: Lister, base: Path, value: Any) -> tuple[list[str], list
     """Images of one ``train:``/``val:``/``test:`` entry and the entries that do not exist."""
     images: list[str] = []
     missing: list[str] = []
-    for raw in value if isinstance(value, list) else [value]:
+    for raw in _as_list(value):
         target = Path(str(raw))
         if not target.is_absolute():
             target = base / target
@@ -83,6 +83,7 @@ def from_yaml(lister: Lister, yaml_path: Path, split: str | None) -> DatasetStru
     base, resolved = yaml_path.parent, ""
     if data.get("path"):
         base, resolved = resolve_yaml_path(str(data["path"]), yaml_path)
+        base, resolved = _own_folder_if_path_missing(data, base, resolved, yaml_path)
     sources: dict[str | None, list[str]] = {}
     missing: list[str] = []
     for key in ("train", "val", "test"):
@@ -134,6 +135,26 @@ def resolve_yaml_path(value: str, yaml_path: Path) -> tuple[Path, str]:
             return folder, f"path: {value} resolved against {where} ({folder})"
     # Nothing exists: the YAML's folder, where the missing-images message then points.
     return yaml_path.parent / given, f"path: {value} found in none of {', '.join(str(c[0]) for c in candidates)}"
+
+
+def _own_folder_if_path_missing(data: dict, base: Path, resolved: str, yaml_path: Path) -> tuple[Path, str]:
+    """The YAML's own folder when ``path:`` exists nowhere but that folder holds a listed split.
+
+    Ultralytics writes ``path: <name>`` relative to its datasets folder; a user who hands over that dataset
+    folder itself (``<name>/data.yaml``) has no ``<name>/<name>``, yet the splits sit right beside the YAML."""
+    own = yaml_path.parent
+    if base.is_dir() or base == own:
+        return base, resolved
+    entries = [v for key in ("train", "val", "test") for v in _as_list(data.get(key))]
+    if not any(not Path(str(v)).is_absolute() and (own / str(v)).exists() for v in entries):
+        return base, resolved
+    return own, f"{resolved}; used the YAML's own folder {own} instead, which holds the listed splits"
+
+
+def _as_list(value: Any) -> list[Any]:
+    if not value:
+        return []
+    return value if isinstance(value, list) else [value]
 
 
 def _find_yaml(scan: Scan) -> Path | None:

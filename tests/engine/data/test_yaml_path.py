@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from support.data_fixtures import write_image
+from support.detection_data import write_shapes_dataset
 
 from conversions.engine.data.layouts import detect_dataset
 from conversions.engine.errors import DatasetError
@@ -18,10 +19,11 @@ def _dataset(root: Path, count: int = 3) -> Path:
     return root
 
 
-def _yaml(folder: Path, path_value: str) -> Path:
+def _yaml(folder: Path, path_value: str, splits: tuple[str, ...] = ("val",)) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / "data.yaml"
-    target.write_text(f"path: {path_value}\nval: images/val\nnames: ['a']\n")
+    listed = "".join(f"{split}: images/{split}\n" for split in splits)
+    target.write_text(f"path: {path_value}\n{listed}names: ['a']\n")
     return target
 
 
@@ -82,3 +84,30 @@ def test_a_path_found_nowhere_names_every_place_tried(
     )
     assert f"path: absent found in none of {tmp_path / 'absent'}, " in str(err.value)
     assert str(tmp_path / "cfg" / "absent") in str(err.value)
+
+
+def test_a_dataset_folder_whose_path_names_itself_is_read_from_the_yaml_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = write_shapes_dataset(tmp_path / "det_yolo", train=4, val=5, background=1)
+    _yaml(root, "det_yolo", ("train", "val"))  # as Ultralytics writes it: path: names the folder itself
+    monkeypatch.setenv("YOLO_CONFIG_DIR", str(tmp_path / "no-settings"))
+    monkeypatch.chdir(tmp_path / "det_yolo")  # not its parent: ./det_yolo does not exist
+    s = detect_dataset(root)
+    assert s.layout == "yolo"
+    assert s.splits == {"train": 4, "val": 6}
+    assert f"used the YAML's own folder {root} instead, which holds the listed splits" in s.reason
+    assert f"path: det_yolo found in none of {root / 'det_yolo'}" in s.reason
+
+
+def test_a_path_found_nowhere_with_no_split_beside_the_yaml_is_still_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = tmp_path / "det_yolo"
+    root.mkdir()
+    _yaml(root, "det_yolo", ("train", "val"))  # as Ultralytics writes it: path: names the folder itself
+    write_image(tmp_path / "elsewhere" / "images" / "val" / "0.jpg")
+    monkeypatch.setenv("YOLO_CONFIG_DIR", str(tmp_path / "no-settings"))
+    monkeypatch.chdir(root)
+    with pytest.raises(DatasetError, match="lists no existing images"):
+        detect_dataset(root)
