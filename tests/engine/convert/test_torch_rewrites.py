@@ -69,7 +69,11 @@ def test_hard_swish_gives_the_original_outputs_to_float_rounding(shapes_dataset:
 
 
 def test_timm_hard_swish_modules_are_rewritten_too() -> None:
-    activations = pytest.importorskip("timm.layers.activations")
+    # timm imports torchvision, whose PyPI wheel needs the zoo's shim beside this torch (test-only).
+    from benchmarks.zoo.torchvision_shim import install
+
+    install()
+    from timm.layers import activations
     net = nn.Sequential(activations.HardSwish(), nn.Identity())
     rewritten = rewrite_for_int8(net)
     assert isinstance(rewritten.module[0], ScaledHardSwish)
