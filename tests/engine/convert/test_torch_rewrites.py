@@ -1,4 +1,4 @@
-"""PReLU and hard-swish rewritten before export: the same outputs as the originals, and an int8 file on ops
+"""PReLU, hard-swish and LayerNorm rewritten before export: the same outputs as the originals, and an int8 file on ops
 XNNPACK delegates (end to end through ``run_export`` on real images)."""
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from conversions.engine.config import DataSpec, ExportConfig, ModelSpec
 from conversions.engine.convert.torch_rewrites import (
     REWRITE_NOTE,
     ChannelPReLU,
+    MeanAsMatmulLayerNorm,
     ScaledHardSwish,
     rewrite_for_int8,
 )
@@ -79,6 +80,38 @@ def test_timm_hard_swish_modules_are_rewritten_too() -> None:
     assert isinstance(rewritten.module[0], ScaledHardSwish)
     x = torch.randn(4, 8) * 4
     assert torch.allclose(rewritten.module(x), net(x), rtol=1e-6, atol=1e-6)
+
+
+def test_layer_norm_over_the_last_dim_gives_the_original_outputs_to_float_rounding() -> None:
+    torch.manual_seed(0)
+    norm = nn.LayerNorm(48, eps=1e-6)
+    nn.init.normal_(norm.weight, 1.0, 0.2)
+    nn.init.normal_(norm.bias, 0.0, 0.2)
+    rewritten = rewrite_for_int8(nn.Sequential(norm)).module[0]
+    assert isinstance(rewritten, MeanAsMatmulLayerNorm)
+    for x in (torch.randn(2, 17, 48) * 3 + 1, torch.randn(2, 7, 7, 48) * 0.02):  # tokens; Swin's NHWC maps
+        assert torch.allclose(rewritten(x), norm(x), rtol=1e-5, atol=1e-5)
+
+
+def test_channels_first_layer_norm_of_timm_and_torchvision_is_rewritten_with_the_same_outputs() -> None:
+    from benchmarks.zoo.torchvision_shim import install
+
+    install()
+    from timm.layers import LayerNorm2d as TimmLayerNorm2d
+    from torchvision.models.convnext import LayerNorm2d as TvLayerNorm2d
+
+    torch.manual_seed(0)
+    x = torch.randn(2, 32, 9, 9) * 2
+    for norm in (TimmLayerNorm2d(32), TvLayerNorm2d(32, eps=1e-6)):
+        nn.init.normal_(norm.weight, 1.0, 0.2)
+        rewritten = rewrite_for_int8(nn.Sequential(norm)).module[0]
+        assert isinstance(rewritten, MeanAsMatmulLayerNorm) and rewritten.channels_first
+        assert torch.allclose(rewritten(x), norm(x), rtol=1e-5, atol=1e-5)
+
+
+def test_a_layer_norm_over_several_dims_is_left_alone() -> None:
+    net = nn.Sequential(nn.LayerNorm((4, 5)))
+    assert rewrite_for_int8(net).module is net
 
 
 def test_the_callers_module_is_left_as_it_was_and_each_kind_is_noted() -> None:
