@@ -3,9 +3,10 @@
 The TFLite converter records each activation tensor's global min/max over the calibration samples and
 quantizes with those. One outlier value (a bright pixel, a rare spike) then stretches the int8 grid of a
 whole tensor. Here the converter only *calibrates* (``_experimental_calibrate_only``: a float model that
-carries the recorded min/max), we collect a histogram of every calibrated tensor over the same stream, pick
-the range by the chosen method, write it into the flatbuffer and quantize with ``mlir_quantize`` -- the
-quantizer the converter itself calls next. The same calibrated model is re-quantized with ops kept in float
+carries recorded min/max) on one sample; the min/max over every sample and, for ``percentile`` and ``mse``,
+a histogram of every calibrated tensor come from our own pass over the stream on both cores (``statistics``:
+exactly the calibrator's global min/max); we pick the range by the chosen method, write it into the
+flatbuffer and quantize with ``mlir_quantize`` -- the quantizer the converter itself calls next. The same calibrated model is re-quantized with ops kept in float
 by the accuracy guard, so the costly calibration pass runs once per run.
 
 Methods:
@@ -39,6 +40,7 @@ from conversions.engine.config import CALIBRATION_METHODS as METHODS
 from conversions.engine.config import DEFAULT_CALIBRATION as DEFAULT_METHOD
 from conversions.engine.convert.tflite_variant import RepresentativeDataGen
 from conversions.engine.errors import ConfigError, ConversionError
+from conversions.engine.int8.statistics import HISTOGRAM_BINS, CalibrationShards  # noqa: F401 (bins: part of this API)
 from conversions.engine.progress import NullProgress, Progress
 from conversions.engine.report.int8_results import CalibrationSummary, NarrowedRange
 from conversions.engine.verify.native import NativeCrash, isolated_calibration
@@ -46,8 +48,6 @@ from conversions.engine.verify.native import NativeCrash, isolated_calibration
 log = logging.getLogger("quantweb.engine")
 
 PERCENTILE = 99.99
-HISTOGRAM_BINS = 2048
-MAX_VALUES_PER_SAMPLE = 65536
 INT8_LEVELS = 255
 MAX_LISTED = 20
 
@@ -114,40 +114,51 @@ def calibrate(
         for sample in stream():
             count[0] += 1
             if expected_samples:
-                progress.update(min(count[0] / expected_samples, 1.0), f"{count[0]}/{expected_samples} calibration samples")
+                share = min(count[0] / expected_samples, 1.0) / 2  # reading; the statistics are the other half
+                progress.update(share, f"{count[0]}/{expected_samples} calibration samples read")
             yield [np.asarray(a, dtype=np.float32) for a in sample]
 
+    # The converter prepares the float graph for quantization and records ranges from one sample; the
+    # ranges over every sample come from our own pass, sharded over both cores (``statistics``).
+    samples = [sample[0] for sample in counted()]
+    if not samples:
+        raise ConversionError("the calibration data stream yielded no samples; check {dataset_dir}.")
     conv = tf.lite.TFLiteConverter.from_concrete_functions([concrete_function])
     conv.optimizations = [tf.lite.Optimize.DEFAULT]
-    conv.representative_dataset = counted
+    conv.representative_dataset = lambda: iter([samples[:1]])
     conv._experimental_calibrate_only = True  # the converter's documented debugging hook (QuantizationDebugger)
     try:
         with warnings.catch_warnings(), isolated_calibration():  # a calibrator abort becomes a NativeCrash
             warnings.simplefilter("ignore", UserWarning)  # "Statistics for quantized inputs were expected"
             calibrated = bytes(conv.convert())
+        one_sample, names, graph_inputs = read_ranges(calibrated)
+        with CalibrationShards(calibrated, np.stack(samples)) as shards:
+            progress.update(0.5, f"min/max of {len(one_sample)} tensors over {len(samples)} samples")
+            minmax = {**one_sample, **shards.minmax(sorted(one_sample))}
+            calibrated = with_ranges(calibrated, minmax)
+            pads = sentinel_pads(calibrated)
+            fixed = {out: minmax[src] for out, src in fixed_pads(pads, minmax)}
+            if fixed:
+                minmax.update(fixed)
+                calibrated = with_ranges(calibrated, fixed)
+                log.info("%d padded max-pool ranges taken from their inputs (pad value -3.4e38 left out)", len(fixed))
+            result = CalibrationResult(calibrated, method, calibrated, minmax, dict(minmax), names, len(samples), 0.0)
+            if method != "minmax":
+                progress.update(0.75, f"histograms of {len(minmax)} tensors")
+                result.histograms = shards.histograms({i: r for i, r in minmax.items() if r[1] > r[0]})
+                result.ranges = choose_ranges(minmax, result.histograms, method, skip=graph_inputs)
+                for out, src in fixed_pads(pads, minmax):  # a pad's values are its input's, plus the sentinel
+                    result.ranges[out] = result.ranges[src]
+                result.model = with_ranges(calibrated, result.ranges)
     except NativeCrash as err:
         raise ConversionError(
             f"int8 calibration failed: {err}. The float32 model is unaffected; try {{calibration_method}} minmax, "
             "or report the model with this message."
         ) from None
+    except ConversionError:
+        raise
     except Exception as err:
         raise ConversionError(f"calibration failed: {str(err).strip().splitlines()[0][:300]}") from None
-    if count[0] == 0:
-        raise ConversionError("the calibration data stream yielded no samples; check {dataset_dir}.")
-    minmax, names, graph_inputs = read_ranges(calibrated)
-    pads = sentinel_pads(calibrated)
-    fixed = {out: minmax[src] for out, src in fixed_pads(pads, minmax)}
-    if fixed:
-        minmax.update(fixed)
-        calibrated = with_ranges(calibrated, fixed)
-        log.info("%d padded max-pool ranges taken from their inputs (pad value -3.4e38 left out)", len(fixed))
-    result = CalibrationResult(calibrated, method, calibrated, minmax, dict(minmax), names, count[0], 0.0)
-    if method != "minmax":
-        result.histograms = collect_histograms(calibrated, minmax, stream, progress, expected=count[0])
-        result.ranges = choose_ranges(minmax, result.histograms, method, skip=graph_inputs)
-        for out, src in fixed_pads(pads, minmax):  # a pad's values are its input's, plus the sentinel
-            result.ranges[out] = result.ranges[src]
-        result.model = with_ranges(calibrated, result.ranges)
     result.seconds = time.perf_counter() - started
     return result
 
@@ -196,46 +207,6 @@ def sentinel_pads(model_bytes: bytes) -> dict[int, int]:
 
 def fixed_pads(pads: dict[int, int], ranges: dict[int, tuple[float, float]]) -> list[tuple[int, int]]:
     return [(out, src) for out, src in pads.items() if out in ranges and src in ranges]
-
-
-def collect_histograms(
-    calibrated: bytes,
-    minmax: dict[int, tuple[float, float]],
-    stream: Stream,
-    progress: Progress | None = None,
-    bins: int = HISTOGRAM_BINS,
-    expected: int | None = None,
-) -> dict[int, np.ndarray]:
-    """Histogram of every calibrated tensor over its recorded [min, max], from a second pass of the stream."""
-    from conversions.engine.int8.tflite_graph import debug_interpreter
-
-    progress = progress or NullProgress()
-    interp = debug_interpreter(calibrated)
-    input_index = interp.get_input_details()[0]["index"]
-    hists = {i: np.zeros(bins, dtype=np.int64) for i, (lo, hi) in minmax.items() if hi > lo}
-    # Large tensors contribute a fixed random subset of positions per sample (all channels alike); the
-    # extremes are already known from the converter's min/max, the histogram only needs the shape of the bulk.
-    picks: dict[int, np.ndarray] = {}
-    shapes = {t["index"]: t["shape"] for t in interp.get_tensor_details()}
-    for i in hists:
-        size = int(np.prod(shapes[i]))
-        if size > MAX_VALUES_PER_SAMPLE:
-            picks[i] = np.sort(np.random.default_rng(i).choice(size, MAX_VALUES_PER_SAMPLE, replace=False))
-    seen = 0
-    for sample in stream():
-        interp.set_tensor(input_index, np.asarray(sample[0], dtype=np.float32))
-        interp.invoke()
-        for i, hist in hists.items():
-            lo, hi = minmax[i]
-            x = interp.get_tensor(i).ravel()
-            if i in picks:
-                x = x[picks[i]]
-            idx = ((x - lo) * (bins / (hi - lo))).astype(np.int64)
-            np.clip(idx, 0, bins - 1, out=idx)
-            hist += np.bincount(idx, minlength=bins)
-        seen += 1
-        progress.update(min(seen / expected, 1.0) if expected else 0.0, f"{seen} samples histogrammed")
-    return hists
 
 
 def choose_ranges(

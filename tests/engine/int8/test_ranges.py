@@ -44,14 +44,18 @@ def test_signed_ranges_keep_zero_inside_and_skipped_tensors_keep_min_max():
     assert out[1] == (-40.0, 40.0)
 
 
-def test_minmax_quantization_computes_exactly_what_the_converter_int8_computes(spiky_graph):
+def test_minmax_quantization_computes_what_the_converter_int8_computes(spiky_graph):
+    """Our sharded min/max pass runs LiteRT's kernels where the converter's calibrator runs TensorFlow's build
+    of them: a range may move by a float ulp, which may flip one int8 rounding; nothing more."""
     g = spiky_graph.graph
     converter_int8, _ = convert_variant(g.concrete_function, "int8", spiky_graph.stream)
     cal = calibrate(g.concrete_function, spiky_graph.stream, "minmax")
     assert cal.samples == 100 and cal.model == cal.calibrated
     ours = quantize(cal.model)
     x = spiky_graph.evaluation[:32]
-    np.testing.assert_array_equal(predict_many(TFLiteModel(ours), x)[0], predict_many(TFLiteModel(converter_int8), x)[0])
+    a, b = predict_many(TFLiteModel(ours), x)[0], predict_many(TFLiteModel(converter_int8), x)[0]
+    step = float(np.min(np.diff(np.unique(b))))  # one int8 step of the output
+    assert np.mean(a != b) <= 0.01 and np.max(np.abs(a - b)) <= step * 1.01
 
 
 @pytest.mark.parametrize("io_type", ["int8", "uint8"])
@@ -88,3 +92,20 @@ def test_denylisted_nodes_compute_in_float(spiky_graph):
 def test_unknown_method_is_refused(spiky_graph):
     with raises_worded(ValueError, "--calibration"):
         calibrate(spiky_graph.graph.concrete_function, spiky_graph.stream, "kl")
+
+
+def test_sharded_min_max_equals_the_calibrators_to_a_float_ulp(spiky_graph):
+    import tensorflow as tf
+
+    from conversions.engine.int8.ranges import read_ranges
+
+    g = spiky_graph.graph
+    conv = tf.lite.TFLiteConverter.from_concrete_functions([g.concrete_function])
+    conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    conv.representative_dataset = spiky_graph.stream
+    conv._experimental_calibrate_only = True
+    full_pass, _, _ = read_ranges(bytes(conv.convert()))
+    ours = calibrate(g.concrete_function, spiky_graph.stream, "minmax").minmax
+    assert set(ours) == set(full_pass)
+    for i, (lo, hi) in full_pass.items():
+        assert ours[i] == pytest.approx((lo, hi), rel=1e-6, abs=1e-7), i
