@@ -176,8 +176,8 @@ def unusable_note(check: Any, budget: Any) -> str:
     return (
         f"int8: UNUSABLE without help: plain int8 agrees with the float model on {check.top1_agreement:.1f} % of "
         f"{n} held-out images (95 % interval {100 * lo:.1f}-{100 * hi:.1f} %), output SQNR {check.sqnr_db:.1f} dB "
-        f"(usable needs >= {UNUSABLE_TOP1:g} % and >= {UNUSABLE_SQNR_DB:g} dB). {{max_drop}} was not given, so the "
-        f"accuracy guard ran with a budget of {AUTO_MAX_DROP:g} points of {budget.metric} ({budget.samples} images);"
+        f"(usable needs >= {UNUSABLE_TOP1:g} % and >= {UNUSABLE_SQNR_DB:g} dB). No accuracy budget was asked for, "
+        f"so the accuracy guard ran with a budget of {AUTO_MAX_DROP:g} points of {budget.metric} ({budget.samples} images);"
     )
 
 
