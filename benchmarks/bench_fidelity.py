@@ -22,7 +22,6 @@ quantization alone; ours: the whole ``run_export``, including its own onnx2tf co
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import subprocess
 import sys
