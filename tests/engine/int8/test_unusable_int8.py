@@ -60,3 +60,14 @@ def test_the_run_says_loudly_what_it_did_in_its_warnings_and_summary(broken_run)
     assert f"budget of {AUTO_MAX_DROP:g} points" in note and "the guarded file ships" in note
     assert note in format_summary(report)
     assert report.budget_misses() == []  # met: the CLI exits 0, the file is the guarded one
+
+
+def test_a_usable_int8_file_runs_no_guard_and_raises_no_alarm(spiky_checkpoint, tmp_path):
+    from conversions.engine.pipeline import run_export
+
+    report = run_export(spiky_config(spiky_checkpoint, tmp_path / "spiky_int8.tflite"))
+    int8 = report.variant("int8")
+    assert int8.fidelity.top1_agreement >= 50.0 and int8.fidelity.sqnr_db >= 10.0
+    assert int8.guard is None
+    assert not [w for w in report.warnings if "UNUSABLE" in w]
+    assert Path(int8.output) == tmp_path / "spiky_int8.tflite"
