@@ -6,6 +6,9 @@
 2. Optional bias correction (``bias_correction``).
 3. Per-layer error (``layer_error``) on calibration images, never the evaluation images.
 4. With a budget, the accuracy guard (``guard``).
+5. Without one, a check that the int8 file is usable at all: under ``UNUSABLE_TOP1`` % top-1 agreement or
+   ``UNUSABLE_SQNR_DB`` dB SQNR against the float model on the held-out images, the guard runs anyway with
+   ``AUTO_MAX_DROP`` points and the run's warnings say so (an unusable file never ships as a plain success).
 """
 
 from __future__ import annotations
@@ -36,6 +39,10 @@ RANKING_SAMPLES = 32
 LAYER_SAMPLES = 16
 """Per-layer error runs both models without XNNPACK, keeping every tensor: 16 images keep it to seconds."""
 OVER_BUDGET_SUFFIX = "_over_budget"
+UNUSABLE_TOP1 = 50.0
+UNUSABLE_SQNR_DB = 10.0
+AUTO_MAX_DROP = 3.0
+"""Points of the guard's metric the automatic guard allows: moderate, since nobody asked for a budget."""
 
 
 @dataclass(frozen=True)
@@ -137,14 +144,41 @@ def build_int8(
         for line in summary_lines(layers, limit=len(layers.ops) if config.debug else 8):
             progress.log(line)
         result = Int8Build(model, method, summary, layers, bias)
+        notes: list[str] = []
         if config.max_drop is None:
-            return result
-        guard = Guard(config, graph, built["float32"], stream, evaluation, ranking, progress, expected_samples)
+            auto = dataclasses.replace(config, max_drop=AUTO_MAX_DROP)
+            guard = Guard(auto, graph, built["float32"], stream, evaluation, ranking, progress, expected_samples)
+            check = guard.budget.measure(model)
+            if not guard.budget.usable or (check.top1_agreement >= UNUSABLE_TOP1 and check.sqnr_db >= UNUSABLE_SQNR_DB):
+                return result
+            notes.append(unusable_note(check, guard.budget))
+            progress.log(notes[0])
+        else:
+            guard = Guard(config, graph, built["float32"], stream, evaluation, ranking, progress, expected_samples)
         if method != "minmax":  # the run says what the chosen ranges bought over the converter's own
             plain = guard.budget.measure(quantize(calibration.calibrated, config.io_type))
             summary = dataclasses.replace(summary, minmax_on_evaluation=plain)
         run = guard.run(model, calibration, layers, started)
-    return dataclasses.replace(result, model=run.model, calibration=summary, guard=run.result, warnings=run.warnings)
+    warnings = run.warnings
+    if notes:  # the automatic guard: always said, met or not
+        outcome = (f"the guarded file ships: {run.result.message}" if run.result.budget_met
+                   else "it could not meet it, so the file is written as *_over_budget.tflite")  # fmt: skip
+        warnings = [f"{notes[0]} {outcome}", *[w for w in warnings if w != f"int8: {run.result.message}"]]
+    return dataclasses.replace(result, model=run.model, calibration=summary, guard=run.result, warnings=warnings)
+
+
+def unusable_note(check: Any, budget: Any) -> str:
+    """What the automatic guard says about the plain int8 file it found unusable, with the budget's interval."""
+    from conversions.engine.verify.metrics import wilson_interval
+
+    n = len(budget.inputs)
+    lo, hi = wilson_interval(round(check.top1_agreement * n / 100), n) or (0.0, 1.0)
+    return (
+        f"int8: UNUSABLE without help: plain int8 agrees with the float model on {check.top1_agreement:.1f} % of "
+        f"{n} held-out images (95 % interval {100 * lo:.1f}-{100 * hi:.1f} %), output SQNR {check.sqnr_db:.1f} dB "
+        f"(usable needs >= {UNUSABLE_TOP1:g} % and >= {UNUSABLE_SQNR_DB:g} dB). No accuracy budget was asked for, "
+        f"so the accuracy guard ran with a budget of {AUTO_MAX_DROP:g} points of {budget.metric} ({budget.samples} images);"
+    )
 
 
 def first_samples(stream: Stream, count: int) -> np.ndarray:
