@@ -33,14 +33,16 @@ the pipeline's stages, in the order a run goes through them::
       labels.py        class names and which output each class folder stands for
       run_inputs.py    one run's calibration stream and held-out inputs
     convert/         nn.Module -> ONNX -> TensorFlow -> one .tflite variant
-      torch_rewrites.py  exact PyTorch rewrites before export (PReLU, hard-swish) so int8 stays on XNNPACK
+      torch_rewrites.py  exact PyTorch rewrites before export (PReLU, hard-swish, LayerNorm) so int8 stays on XNNPACK
       onnx_export.py   PyTorch -> ONNX
       onnx_rewrites.py the exported ONNX file's divisions by a constant made products, for the same reason
       tf_routes.py     ONNX -> TensorFlow through onnx2tf, routes tried until one matches ONNX Runtime
+      route_errors.py  a failed route's error, the ONNX op at fault and what to try
       tflite_variant.py one .tflite variant from the TensorFlow graph
     int8/            the int8 model a run ships
       build.py         one calibration, ranges, bias correction, per-layer error, the guard
       ranges.py        activation ranges (minmax, percentile, mse) written into the calibrated model
+      statistics.py    min/max and histograms of every calibrated tensor, the samples split over both cores
       bias_correction.py  each conv/FC op's mean output error folded into its int32 bias
       tflite_graph.py  a .tflite opened for inspection, float and int8 twins paired
       layer_error.py   per-layer error of int8 against float

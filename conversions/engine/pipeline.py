@@ -37,7 +37,7 @@ from conversions.engine.model.loading import load_model
 from conversions.engine.progress import NullProgress, Progress, timed
 from conversions.engine.report.outputs import plan_outputs, write_outputs
 from conversions.engine.report.device_results import EmbeddedMetadata, MicroTarget, Targets
-from conversions.engine.report.results import ExportReport, VariantReport
+from conversions.engine.report.results import ExportReport
 from conversions.engine.tensors import to_tf_layout
 from conversions.engine.variants import REFERENCE
 from conversions.engine.verify.variants import (
