@@ -112,6 +112,10 @@ def _summarise(report) -> dict:
         "route": report.conversion_route.get("route"),
         "opset": report.conversion_route.get("opset"),
         "stage_seconds": {k: v for k, v in report.timings_s.items() if k != "calibrate_convert"},
+        "attempts": [
+            {k: a.get(k) for k in ("route", "mode", "ok", "stage", "seconds")}
+            for a in report.conversion_route.get("attempts", [])
+        ],
         "float32_sqnr_db": f32.sqnr_db if f32 else None,
         "int8": i8 is not None,
         "warnings": list(report.warnings),
