@@ -48,7 +48,7 @@ def test_writes_int8_next_to_the_checkpoint_and_prints_the_summary(trained_model
     column = header.index("integer-only")  # a fixed-width table: cells start where their heading does
     assert row[column:].split()[0] == "yes"
     assert f"wrote {tflite}" in stdout
-    assert "route: onnx2tf" in stdout
+    assert "route: onnxsim+onnx2tf" in stdout
 
 
 @pytest.mark.parametrize(

@@ -112,7 +112,7 @@ def _answer(proc: Any, parent: Any, step: str, timeout: float) -> Any:
             proc.join()
             raise NativeCrash(step, f"did not finish within {timeout:.0f} s")
         status, value = parent.recv()
-    except EOFError:  # the child died before it could answer
+    except (EOFError, ConnectionResetError):  # the child died before it could answer (mid-read: a reset)
         proc.join()
         raise NativeCrash(step, _death(proc.exitcode)) from None
     finally:
