@@ -184,8 +184,18 @@ def prepare(name: str, photos: Path, seed: int = 0) -> nn.Module:
         path = getattr(mod, f"EfficientnetLite{n}ModelFile").get_model_file_path()
         model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
     else:
+        _no_zero_layers(model)
         recalibrate_batchnorm(model, photo_batch(photos, spec.size))
     return model.eval()
+
+
+@torch.no_grad()
+def _no_zero_layers(model: nn.Module) -> None:
+    """Weights a builder initialises to zero (torchvision's ViT head) get a small random init: a zero head
+    outputs a constant, and its fidelity figures (200 dB, 100 % agreement) would mean nothing."""
+    for m in model.modules():
+        if isinstance(m, (nn.Linear, nn.Conv2d)) and not m.weight.any():
+            nn.init.trunc_normal_(m.weight, std=0.02)
 
 
 def photo_batch(photos: Path, size: int, count: int = 48) -> torch.Tensor:

@@ -87,7 +87,14 @@ def _litert_outputs(
 
     kind = OpResolverType.BUILTIN_REF if reference_kernels else OpResolverType.AUTO
     interp = Interpreter(model_content=model, experimental_op_resolver_type=kind)
-    interp.allocate_tensors()
+    try:
+        interp.allocate_tensors()
+    except RuntimeError as err:
+        if reference_kernels or "XNNPACK" not in str(err):
+            raise
+        # XNNPACK refused a node (Swin-T's int8 file); LiteRT's builtin kernels are the optimized reference.
+        interp = Interpreter(model_content=model, experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+        interp.allocate_tensors()
     d_in = interp.get_input_details()[0]
     outs = interp.get_output_details()
     raw_inputs, raw_outputs = [], []
