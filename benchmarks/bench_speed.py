@@ -27,7 +27,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from benchmarks.bench_zoo import PHOTOS, engine_version  # noqa: E402
+from benchmarks.bench_zoo import PHOTOS, engine_version, route_attempts, zoo_config  # noqa: E402
 
 
 def _calibration(name: str, count: int):
@@ -40,38 +40,22 @@ def ours(name: str, calib: int) -> dict:
     """In the child: quantweb's export, with the engine's own stage seconds."""
     import torch
 
-    from benchmarks.zoo.models import MODELS, prepare
-    from conversions.engine.config import DataSpec, ExportConfig, ModelSpec
+    from benchmarks.zoo.models import prepare
     from conversions.engine.pipeline import run_export
 
-    spec = MODELS[name][0]
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix=f"speed-{name}-") as tmp:
         ckpt = Path(tmp) / f"{name}.pth"
         torch.save(prepare(name, PHOTOS).state_dict(), ckpt)
         prepared = time.perf_counter() - started
-        config = ExportConfig(
-            model=ModelSpec(
-                checkpoint=str(ckpt),
-                model=str(REPO / "benchmarks" / "zoo" / "models.py") + ":build",
-                model_kwargs={"name": name},
-                input_shape=(1, 3, spec.size, spec.size),
-                trust_checkpoint=True,
-            ),
-            data=DataSpec(dataset_dir=str(PHOTOS), num_calib_samples=calib, num_eval_samples=16, seed=0),
-            variants=("int8",),
-            output_dir=str(Path(tmp) / "out"),
-        )
+        config = zoo_config(name, ckpt, Path(tmp) / "out", calib, evaluation=16)
         report = run_export(config)
     stages = {k: v for k, v in report.timings_s.items() if k not in ("calibrate_convert", "total")}
     return {
         "total": round(time.perf_counter() - started - prepared, 1),
         "stages": stages,
         "route": report.conversion_route.get("route"),
-        "attempts": [
-            {k: a.get(k) for k in ("route", "mode", "ok", "stage", "seconds")}
-            for a in report.conversion_route.get("attempts", [])
-        ],
+        "attempts": route_attempts(report),
     }
 
 

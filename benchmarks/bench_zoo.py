@@ -41,7 +41,6 @@ sys.path.insert(0, str(REPO))
 def run_one(name: str, calib: int, evaluation: int, latency_runs: int) -> dict:
     """In the child: prepare the model, export it, return the row."""
     from benchmarks.zoo.models import MODELS, prepare
-    from conversions.engine.config import DataSpec, ExportConfig, ModelSpec
     from conversions.engine.errors import QuantwebError
     from conversions.engine.pipeline import run_export
 
@@ -61,24 +60,7 @@ def run_one(name: str, calib: int, evaluation: int, latency_runs: int) -> dict:
         ckpt = Path(tmp) / f"{name}.pth"
         torch.save(model.state_dict(), ckpt)
         del model
-        config = ExportConfig(
-            model=ModelSpec(
-                checkpoint=str(ckpt),
-                model=str(REPO / "benchmarks" / "zoo" / "models.py") + ":build",
-                model_kwargs={"name": name},
-                input_shape=(1, 3, spec.size, spec.size),
-                trust_checkpoint=True,  # the zoo's own factory file, in this repository
-            ),
-            data=DataSpec(
-                dataset_dir=str(PHOTOS),
-                num_calib_samples=calib,
-                num_eval_samples=evaluation,
-                seed=0,
-            ),
-            variants=("int8",),
-            output_dir=str(Path(tmp) / "out"),
-            latency_runs=latency_runs,
-        )
+        config = zoo_config(name, ckpt, Path(tmp) / "out", calib, evaluation, latency_runs)
         try:
             report = run_export(config)
         except QuantwebError as err:
@@ -105,6 +87,36 @@ def run_one(name: str, calib: int, evaluation: int, latency_runs: int) -> dict:
     return row
 
 
+def zoo_config(name: str, ckpt: Path, out: Path, calib: int, evaluation: int, latency_runs: int | None = None):
+    """The export a user would ask for: the saved state dict, the zoo's factory file, the bundled photos, int8."""
+    from benchmarks.zoo.models import MODELS
+    from conversions.engine.config import DataSpec, ExportConfig, ModelSpec
+
+    size = MODELS[name][0].size
+    extra = {"latency_runs": latency_runs} if latency_runs is not None else {}
+    return ExportConfig(
+        model=ModelSpec(
+            checkpoint=str(ckpt),
+            model=str(REPO / "benchmarks" / "zoo" / "models.py") + ":build",
+            model_kwargs={"name": name},
+            input_shape=(1, 3, size, size),
+            trust_checkpoint=True,  # the zoo's own factory file, in this repository
+        ),
+        data=DataSpec(dataset_dir=str(PHOTOS), num_calib_samples=calib, num_eval_samples=evaluation, seed=0),
+        variants=("int8",),
+        output_dir=str(out),
+        **extra,
+    )
+
+
+def route_attempts(report) -> list[dict]:
+    """Every onnx2tf route tried, with its mode, the stage it failed in and its seconds."""
+    return [
+        {k: a.get(k) for k in ("route", "mode", "ok", "stage", "seconds")}
+        for a in report.conversion_route.get("attempts", [])
+    ]
+
+
 def _summarise(report) -> dict:
     i8 = next((v for v in report.variants if v.variant.startswith("int8")), None)
     f32 = report.pytorch.float32_fidelity
@@ -112,10 +124,7 @@ def _summarise(report) -> dict:
         "route": report.conversion_route.get("route"),
         "opset": report.conversion_route.get("opset"),
         "stage_seconds": {k: v for k, v in report.timings_s.items() if k != "calibrate_convert"},
-        "attempts": [
-            {k: a.get(k) for k in ("route", "mode", "ok", "stage", "seconds")}
-            for a in report.conversion_route.get("attempts", [])
-        ],
+        "attempts": route_attempts(report),
         "float32_sqnr_db": f32.sqnr_db if f32 else None,
         "int8": i8 is not None,
         "warnings": list(report.warnings),
