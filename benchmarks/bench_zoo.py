@@ -262,8 +262,18 @@ def engine_version() -> str:
     return f"{commit}+dirty.{digest}"
 
 
-def resumable_rows(jsonl: Path, version: str) -> dict[str, dict]:
-    """Rows of ``jsonl`` measured on ``version`` of the engine, the last one per model."""
+def cpu_label() -> str:
+    """The CPU and whether it has int8 dot-product instructions: int8/float32 latency ratios depend on both
+    (ResNet-18 int8 ran 0.27x its float32 time on an AVX512-VNNI Xeon, 1.18x on the machine of an earlier round)."""
+    text = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    model = next((line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("model name")), "?")
+    flags = next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), [])
+    simd = [f for f in ("avx512_vnni", "avx_vnni", "avx512f", "avx2") if f in flags]
+    return f"{model} ({', '.join(simd) or 'no AVX2'}; {os.cpu_count()} cores)"
+
+
+def resumable_rows(jsonl: Path, version: str, cpu: str | None = None) -> dict[str, dict]:
+    """Rows of ``jsonl`` measured on ``version`` of the engine (and on ``cpu``, if given), the last one per model."""
     rows: dict[str, dict] = {}
     if not jsonl.exists():
         return rows
@@ -272,7 +282,7 @@ def resumable_rows(jsonl: Path, version: str) -> dict[str, dict]:
             row = json.loads(line)
         except ValueError:  # a line cut short when a run was stopped mid-write
             continue
-        if row.get("engine_version") == version and "model" in row:
+        if row.get("engine_version") == version and "model" in row and (cpu is None or row.get("cpu") == cpu):
             rows[row["model"]] = row
     return rows
 
@@ -317,9 +327,11 @@ def main() -> None:
     if args.resume and not args.jsonl:
         parser.error("--resume needs --jsonl FILE: the rows to resume from")
     version = engine_version()
+    cpu = cpu_label()
+    print(f"engine {version} on {cpu}", flush=True)
     rows: dict[str, dict] = {}
     if args.resume:
-        done = resumable_rows(Path(args.jsonl), version)
+        done = resumable_rows(Path(args.jsonl), version, cpu)
         rows.update({n: done[n] for n in names if n in done})
         print(f"resuming: {len(rows)} of {len(names)} rows already measured on engine {version}", flush=True)
     todo = [n for n in names if n not in rows]
@@ -327,6 +339,7 @@ def main() -> None:
     def one(name: str) -> None:
         row = run_child(name, args)
         row["engine_version"] = version
+        row["cpu"] = cpu
         rows[name] = row
         status = "ok" if row.get("int8") else "FAILED"
         print(
@@ -340,7 +353,7 @@ def main() -> None:
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
         list(pool.map(one, todo))
     ordered = [rows[n] for n in names]
-    text = table(ordered) + "\n\n" + yields(ordered) + "\n"
+    text = f"engine {version} on {cpu}\n\n" + table(ordered) + "\n\n" + yields(ordered) + "\n"
     print(text)
     if args.markdown:
         Path(args.markdown).write_text(text)

@@ -262,3 +262,8 @@ def _table(rows: list[Any], exclude: tuple[str, ...] = ()) -> dict[str, Any] | N
         columns += [k for k, v in r.items() if k not in columns and k not in exclude and _scalar(v)]
     return {"columns": [_label(c) for c in columns], "rows": [[r.get(c) for c in columns] for r in rows]}
 
+
+
+def warnings(report: ExportReport) -> list[str]:
+    """The run's warnings, each input they name worded as the portal's forms call it."""
+    return [render(w, PORTAL_FIELD_NAMES) for w in report.warnings]

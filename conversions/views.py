@@ -93,6 +93,7 @@ def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "device": report_pages.device_summary(typed),
         "charts": report_pages.run_charts(typed),
         "layer_charts": layer_charts,
+        "warnings": report_pages.warnings(typed),
         "details": details,
         "disagreements": report_pages.disagreement_section(typed),
         "calibration_files": report_pages.calibration_files(typed),

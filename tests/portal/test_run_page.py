@@ -169,3 +169,12 @@ def test_the_run_page_shows_each_files_metadata_and_tflite_micro_readiness(user_
     assert f"labels.txt ({int8['metadata']['labels_count']} classes)" in device and int8["metadata"]["labels_count"] > 1
     variants = _section(html, 'id="variants"')
     assert variants.count("data-micro") == 1, "only the int8 file is tried in TFLite Micro"
+
+
+def test_warnings_name_inputs_as_the_portal_form_does(user_client, portal_report):
+    report = copy.deepcopy(portal_report)
+    report["warnings"] = ["int8: best attempt over budget. Raise {max_fallback} or {max_drop}, or add images."]
+    html = user_client.get(_run(report).get_absolute_url()).content.decode()
+    section = _section(html, "<h2>Warnings</h2>")
+    assert "Accuracy budget" in section and "the float-fallback limit" in section
+    assert "{max_drop}" not in section and "{max_fallback}" not in section

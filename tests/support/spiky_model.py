@@ -59,3 +59,20 @@ def make_weights(seed: int = 0, logit_gain: float = 6.0, spike_gain: float = SPI
             model.mix.weight[:, c] /= spike_gain
         model.fc.weight.mul_(logit_gain)
     return model.state_dict()
+
+
+class SpikyBoxes(SpikyNet):
+    """The same network with a detector-shaped output: (N, 48, 16) per-cell "boxes", no classes.
+
+    Flattened, that tensor is 2-D like a classifier's; its "top-1" would be the largest box coordinate."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = torch.relu(self.stem(x))
+        x = torch.relu(self.body(x))
+        x = torch.relu(self.spiky(x))
+        x = torch.relu(self.mix(x))
+        return torch.flatten(self.head(x), 2)
+
+
+def build_boxes(num_classes: int = 10) -> SpikyBoxes:
+    return SpikyBoxes(num_classes)

@@ -10,7 +10,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
-from benchmarks.bench_zoo import engine_version, resumable_rows  # noqa: E402
+from benchmarks.bench_zoo import cpu_label, engine_version, resumable_rows  # noqa: E402
 
 
 def test_only_rows_of_this_engine_version_are_resumed_and_a_cut_line_is_ignored(tmp_path: Path) -> None:
@@ -36,7 +36,7 @@ def test_the_engine_version_names_the_last_commit_of_the_engine() -> None:
 
 def test_a_resumed_run_with_every_row_measured_runs_no_model(tmp_path: Path) -> None:
     jsonl = tmp_path / "zoo.jsonl"
-    row = {"model": "tiny_vit", "engine_version": engine_version(), "int8": True, "fully_integer": True,
+    row = {"model": "tiny_vit", "engine_version": engine_version(), "cpu": cpu_label(), "int8": True, "fully_integer": True,
            "route": "onnxsim+onnx2tf", "float32_sqnr_db": 120.0, "int8_sqnr_db": 20.0, "seconds": 1.0}
     jsonl.write_text(json.dumps(row) + "\n")
     out = subprocess.run(
@@ -48,3 +48,13 @@ def test_a_resumed_run_with_every_row_measured_runs_no_model(tmp_path: Path) -> 
     assert "resuming: 1 of 1 rows already measured" in out.stdout
     assert "| tiny_vit | onnxsim+onnx2tf | 120.0 |" in out.stdout
     assert jsonl.read_text().count("\n") == 1  # nothing was run, nothing appended
+
+
+def test_rows_measured_on_another_cpu_are_not_resumed(tmp_path: Path) -> None:
+    jsonl = tmp_path / "zoo.jsonl"
+    jsonl.write_text(
+        json.dumps({"model": "a", "engine_version": "new", "cpu": "Xeon (avx2; 2 cores)", "int8": True}) + "\n"
+        + json.dumps({"model": "b", "engine_version": "new", "cpu": cpu_label(), "int8": True}) + "\n"
+    )
+    assert list(resumable_rows(jsonl, "new", cpu_label())) == ["b"]
+    assert "cores)" in cpu_label()

@@ -20,8 +20,11 @@ class Budget:
 
         self.inputs = eval_tf
         self.max_drop = max_drop
-        self.reference = predict_flat(float_model, eval_tf)
-        self.usable = is_classifier_output(self.reference)
+        raw = predict_first(float_model, eval_tf)
+        # Judged on the output as the model gives it: a detector's (N, 84, anchors) box tensor flattens to a
+        # 2-D array too, and its "top-1" is just the largest box coordinate.
+        self.usable = is_classifier_output(raw)
+        self.reference = raw.reshape(len(raw), -1)
         self.targets = targets if targets is not None and (np.asarray(targets) >= 0).any() else None
         self.confident = (
             as_probabilities(self.reference).max(axis=1) >= CONFIDENT_PROBABILITY if self.usable else None
@@ -68,8 +71,13 @@ class Budget:
         )
 
 
-def predict_flat(model: bytes, inputs: np.ndarray) -> np.ndarray:
+def predict_first(model: bytes, inputs: np.ndarray) -> np.ndarray:
+    """The model's first output on ``inputs``, in its own shape."""
     from conversions.engine.verify.interpreter import TFLiteModel, predict_many
 
-    out = predict_many(TFLiteModel(model), inputs)[0]
+    return predict_many(TFLiteModel(model), inputs)[0]
+
+
+def predict_flat(model: bytes, inputs: np.ndarray) -> np.ndarray:
+    out = predict_first(model, inputs)
     return out.reshape(len(out), -1)

@@ -9,6 +9,7 @@
 5. Without one, a check that the int8 file is usable at all: under ``UNUSABLE_TOP1`` % top-1 agreement or
    ``UNUSABLE_SQNR_DB`` dB SQNR against the float model on the held-out images, the guard runs anyway with
    ``AUTO_MAX_DROP`` points and the run's warnings say so (an unusable file never ships as a plain success).
+   An output without classes (boxes, masks) is judged on SQNR alone and only warned about: no top-1 to guard.
 """
 
 from __future__ import annotations
@@ -149,7 +150,13 @@ def build_int8(
             auto = dataclasses.replace(config, max_drop=AUTO_MAX_DROP)
             guard = Guard(auto, graph, built["float32"], stream, evaluation, ranking, progress, expected_samples)
             check = guard.budget.measure(model)
-            if not guard.budget.usable or (check.top1_agreement >= UNUSABLE_TOP1 and check.sqnr_db >= UNUSABLE_SQNR_DB):
+            if not guard.budget.usable:  # no top-1 to guard: the output SQNR alone says whether it is usable
+                if check.sqnr_db >= UNUSABLE_SQNR_DB:
+                    return result
+                note = unusable_output_note(check, guard.budget)
+                progress.log(note)
+                return dataclasses.replace(result, warnings=[note])
+            if check.top1_agreement >= UNUSABLE_TOP1 and check.sqnr_db >= UNUSABLE_SQNR_DB:
                 return result
             notes.append(unusable_note(check, guard.budget))
             progress.log(notes[0])
@@ -178,6 +185,16 @@ def unusable_note(check: Any, budget: Any) -> str:
         f"{n} held-out images (95 % interval {100 * lo:.1f}-{100 * hi:.1f} %), output SQNR {check.sqnr_db:.1f} dB "
         f"(usable needs >= {UNUSABLE_TOP1:g} % and >= {UNUSABLE_SQNR_DB:g} dB). No accuracy budget was asked for, "
         f"so the accuracy guard ran with a budget of {AUTO_MAX_DROP:g} points of {budget.metric} ({budget.samples} images);"
+    )
+
+
+def unusable_output_note(check: Any, budget: Any) -> str:
+    """What a run says when an output without classes (boxes, masks, features) comes out of int8 unusable."""
+    return (
+        f"int8: UNUSABLE: the int8 output's SQNR against the float model is {check.sqnr_db:.1f} dB on "
+        f"{len(budget.inputs)} held-out images (usable needs >= {UNUSABLE_SQNR_DB:g} dB). The output is not a "
+        f"classifier's, so no top-1 budget can be guarded automatically: compare the int8 and float32 files on "
+        f"your task before shipping, or try {{calibration_method}} percentile or more calibration images."
     )
 
 

@@ -8,7 +8,8 @@ output SQNR against the float model on calibration images is measured; many unit
 (contiguous depth segments, split best-first), so ranking costs ~24 conversions, not one per op. Then the
 top 1, 2, 4, ... units are kept in float, re-measuring the budget after each step, until it holds or
 ``--max-fallback`` (fraction of ops in float) would be exceeded. Last resort: int16 activations for the
-whole model (int16x8). If nothing meets the budget, the best attempt is shipped under
+whole model (int16x8), shipped only if it meets the budget (it runs on reference kernels, many times slower;
+the run's warnings give the slowdown). If nothing meets the budget, the best int8 attempt is shipped under
 ``<name>_over_budget.tflite`` and the CLI exits non-zero; the ``GuardResult`` says what it achieved.
 
 Which ops are kept is decided on calibration images only; the evaluation images decide only whether the
@@ -51,6 +52,8 @@ log = logging.getLogger("quantweb.engine")
 MAX_RANKING_EVALUATIONS = 24
 SEGMENTS = 8
 MIN_GAIN_DB = 0.05
+SLOW_GUARD_RATIO = 2.0
+"""A guarded file slower than this many times plain int8 is named in the run's warnings with its latency."""
 
 Stream = RepresentativeDataGen
 
@@ -201,8 +204,10 @@ class Guard:
         budget_met = bool(met)
         if met:
             final_m, final, kept, outcome = met[0]
-        else:  # the best attempt, preferring fewer float ops; plain int8 if nothing improved on it
-            final_m, final, kept, _ = min([(before, model, [], ""), *attempts], key=lambda a: (a[0].drop, len(a[2])))
+        else:  # the best attempt, preferring fewer float ops; plain int8 if nothing improved on it. int16x8 runs
+            # on reference kernels (7-23x slower than int8 in the zoo): worth it only when it meets the budget.
+            fallbacks = [a for a in attempts if a[3] != "int16x8"]
+            final_m, final, kept, _ = min([(before, model, [], ""), *fallbacks], key=lambda a: (a[0].drop, len(a[2])))
             outcome = "best attempt (over budget)"
         kept_rows = self._kept_rows(kept, ranked, op_types, layers)
         message = self._message(before, final_m, budget_met, outcome, kept_rows, len(all_ops))
@@ -224,6 +229,10 @@ class Guard:
             message=message,
         )
         warnings = [] if budget_met else [f"int8: {message}"]
+        cost = result.cost
+        if cost.latency_ratio is not None and cost.latency_ratio > SLOW_GUARD_RATIO:
+            warnings.append(f"int8: the guarded file runs {cost.latency_ratio:g}x as long as plain int8 at 1 thread "
+                            f"({cost.latency_ms_before} -> {cost.latency_ms_after} ms): the price of meeting the budget")
         if outcome == "int16x8" and cfg.io_type != "float32":
             warnings.append(f"int8: the guard shipped int16x8, which keeps float32 input/output (the int8 "
                             f"input/output type {cfg.io_type} applies to int8 only)")

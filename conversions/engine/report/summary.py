@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 from conversions.engine.errors import render
 from conversions.engine.report.results import ExportReport, Fidelity, VariantReport
@@ -115,7 +115,8 @@ def summary_table(report: ExportReport, markdown: bool = False) -> str:
     return "\n".join(lines)
 
 
-def format_summary(report: ExportReport) -> str:
+def format_summary(report: ExportReport, names: Mapping[str, str] | None = None) -> str:
+    """The run's summary for a terminal; ``names`` words the inputs a warning names (the CLI passes its flags)."""
     cal = report.calibration or {}
     ev = report.evaluation or {}
     route = report.conversion_route.get("route")
@@ -136,7 +137,7 @@ def format_summary(report: ExportReport) -> str:
     lines.extend(disagreement_lines(report))
     if report.warnings:
         lines.append("")
-        lines.extend(f"note: {w}" for w in report.warnings)
+        lines.extend(f"note: {render(w, names)}" for w in report.warnings)
     outputs = [v.output for v in report.variants if v.output]
     if outputs:
         lines.append("")

@@ -150,7 +150,7 @@ class Command(BaseCommand):
         progress.close()
         from conversions.engine.report.summary import format_summary
 
-        self.stdout.write(format_summary(report))
+        self.stdout.write(format_summary(report, EXPORT_FLAGS))
         missed = report.budget_misses()
         if missed:  # the file was written as <name>_over_budget.tflite; the exit status says so too
             raise CommandError(render(" ".join(missed), EXPORT_FLAGS))
