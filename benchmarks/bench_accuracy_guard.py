@@ -103,7 +103,7 @@ def bench_ranges(name: str, spec: ModelSpec, seeds: list[int], workdir: Path) ->
             ref = torch.cat([loaded.module(torch.from_numpy(x[i : i + 16])) for i in range(0, len(x), 16)]).numpy()
         eval_tf = to_tf_layout(data.evaluation.inputs_nchw, graph.input_layout)
         t0 = time.perf_counter()
-        cal = cr.calibrate(graph.concrete_function, stream, "percentile")
+        cal = cr.calibrate(graph.float32_model, stream, "percentile")
         t_cal = time.perf_counter() - t0
         _, _, inputs = cr.read_ranges(cal.calibrated)
         models = {
@@ -143,7 +143,7 @@ def bench_ranking(spec: ModelSpec, workdir: Path, counts: tuple[int, ...] = (2, 
                           data.evaluation.inputs_nchw)
     stream = calibration_stream(data, graph.input_layout)
     float_model = convert_variant(graph.concrete_function, "float32")[0]
-    cal = cr.calibrate(graph.concrete_function, stream, "minmax")
+    cal = cr.calibrate(graph.float32_model, stream, "minmax")
     base = cr.quantize(cal.model)
     evaluation = SimpleNamespace(inputs_nchw=data.evaluation.inputs_nchw, targets=None)
     ranking = np.concatenate([s[0] for s, _ in zip(stream(), range(32))])

@@ -65,7 +65,7 @@ def main() -> None:
                 graph = convert_to_tf(export_onnx(loaded.module, loaded.input_shape, work / "m.onnx"), work, x)
             eval_tf = to_tf_layout(x, graph.input_layout)
             stream = calibration_stream(data, graph.input_layout)
-            cal = cr.calibrate(graph.concrete_function, stream, "percentile")
+            cal = cr.calibrate(graph.float32_model, stream, "percentile")
             _, _, inputs = cr.read_ranges(cal.calibrated)
             print(f"\n{args.model}, {cal.samples} calibration images, {len(x)} held out\n")
             print("| ranges | top-1 agree % | confident % (n) | SQNR dB |\n| --- | ---: | ---: | ---: |")

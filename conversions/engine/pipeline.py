@@ -11,7 +11,7 @@ from __future__ import annotations
 import platform
 import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
@@ -40,6 +40,7 @@ from conversions.engine.report.device_results import EmbeddedMetadata, MicroTarg
 from conversions.engine.report.results import ExportReport
 from conversions.engine.tensors import to_tf_layout
 from conversions.engine.variants import REFERENCE
+from conversions.engine.verify.micro import for_file
 from conversions.engine.verify.variants import (
     slower_than_float,
     slower_warnings,
@@ -92,27 +93,36 @@ def run_export(config: ExportConfig, progress: Progress | None = None) -> Export
         built, notes = _build_variants(without_int8(config), graph, data, timings, progress)
         for variant, msgs in notes.items():
             warnings.extend(f"{variant}: {m}" for m in msgs)
-        int8 = None  # one calibration serves the plain int8 model, its per-layer error and any fallback
-        if "int8" in config.variants:
-            stream = calibration_stream(data, graph.input_layout)
-            int8 = build_int8(config, graph, built, stream, data.evaluation, progress, timings, len(data.generator))
-            built["int8"] = int8.model
-            plan = replace(plan, variants=int8.rename_outputs(plan.variants))
-            warnings.extend(int8.warnings)
-
-        embedded: dict[str, EmbeddedMetadata] = {}
-        if config.metadata and want_tflite:
-            with timed(timings, "metadata"):
-                progress.stage("write metadata (normalisation, labels) into each .tflite")
-                facts = model_facts(config, loaded, data, graph.input_layout, task)
-                eval_tf = to_tf_layout(data.evaluation.inputs_nchw, graph.input_layout)
-                built, embedded, notes = add_metadata(built, facts, eval_tf)
-                warnings.extend(notes)
-
-        # TFLite Micro runs the int8 file in its own child process: it goes on the second core while this
-        # one verifies every variant against PyTorch (the interpreters release the GIL while they run).
+        # TFLite Micro runs the int8 file in its own child process, on a worker thread: it goes on the second
+        # core while this one builds the per-layer table and verifies every variant against PyTorch (the
+        # interpreters release the GIL while they run). It starts as soon as the int8 model exists.
         with ThreadPoolExecutor(max_workers=1) as pool:
-            micro = pool.submit(_micro_targets, built, data, graph.input_layout)
+            early: list[tuple[bytes, Future]] = []
+
+            def start_micro(model: bytes) -> None:
+                early.append((model, pool.submit(_micro_targets, {"int8": model}, data, graph.input_layout)))
+
+            int8 = None  # one calibration serves the plain int8 model, its per-layer error and any fallback
+            if "int8" in config.variants:
+                stream = calibration_stream(data, graph.input_layout)
+                int8 = build_int8(config, graph, built, stream, data.evaluation, progress, timings, len(data.generator),
+                                  on_quantized=start_micro)  # fmt: skip
+                built["int8"] = int8.model
+                plan = replace(plan, variants=int8.rename_outputs(plan.variants))
+                warnings.extend(int8.warnings)
+                if not any(m is int8.model for m, _ in early):  # the guard changed the file: check the one that ships
+                    start_micro(int8.model)
+            micro = next((f for m, f in early if m is built.get("int8")), None)
+
+            embedded: dict[str, EmbeddedMetadata] = {}
+            if config.metadata and want_tflite:
+                with timed(timings, "metadata"):
+                    progress.stage("write metadata (normalisation, labels) into each .tflite")
+                    facts = model_facts(config, loaded, data, graph.input_layout, task)
+                    eval_tf = to_tf_layout(data.evaluation.inputs_nchw, graph.input_layout)
+                    built, embedded, notes = add_metadata(built, facts, eval_tf)
+                    warnings.extend(notes)
+
             with timed(timings, "verify"):
                 progress.stage("verify against PyTorch" + (" (TFLite Micro beside it)" if "int8" in built else ""))
                 variant_reports, pytorch = verify_variants(config, loaded, graph, built, data, plan.variants, progress)
@@ -120,8 +130,11 @@ def run_export(config: ExportConfig, progress: Progress | None = None) -> Export
                     variant_reports, pytorch = detection.evaluate_variants(
                         head, variant_reports, pytorch, built, data, graph.input_layout, progress
                     )
-            with timed(timings, "tflite_micro_wait"):
-                targets, timings["tflite_micro"] = micro.result()
+            targets: dict[str, MicroTarget] = {}
+            if micro is not None:
+                with timed(timings, "tflite_micro_wait"):
+                    targets, timings["tflite_micro"] = micro.result()
+                targets = {v: for_file(t, built[v]) for v, t in targets.items()}  # its size with the metadata
         for variant, target in targets.items():
             progress.log(f"{variant}: {target.message}")
         if int8 is not None:

@@ -18,7 +18,7 @@ import dataclasses
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -96,10 +96,13 @@ def build_int8(
     progress: Progress | None = None,
     timings: dict[str, float] | None = None,
     expected_samples: int | None = None,
+    on_quantized: Callable[[bytes], None] | None = None,
 ) -> Int8Build:
     """The int8 model to ship and how it was made (see the module docstring).
 
-    ``built["float32"]`` must hold the float32 model of the same graph. Adds ``convert_int8`` (calibration,
+    ``built["float32"]`` must hold the float32 model of the same graph. ``on_quantized`` is handed the
+    int8 model as soon as it exists, before the per-layer table and the guard (the run starts its TFLite
+    Micro check there). Adds ``convert_int8`` (calibration,
     ranges, quantization) and ``accuracy_guard`` (per-layer error, budget, fallback) to ``timings``.
     """
     progress = progress or NullProgress()
@@ -108,7 +111,7 @@ def build_int8(
 
     with timed(timings, "convert_int8"):
         progress.stage("convert int8 (calibrating" + (f", {method} ranges)" if method != "minmax" else ")"))
-        calibration = calibrate(graph.concrete_function, stream, method, progress, expected_samples)
+        calibration = calibrate(built["float32"], stream, method, progress, expected_samples)
         model = quantize(calibration.model, config.io_type)
     summary = calibration.summary()
     bias = None
@@ -119,6 +122,8 @@ def build_int8(
         progress.log(f"bias correction: {bias.ops} ops, output SQNR {bias.sqnr_before} -> {bias.sqnr_after} dB")
     if method != "minmax":
         progress.log(f"{method} activation ranges: {summary.tensors_narrowed} of {summary.tensors} ranges narrowed")
+    if on_quantized is not None:  # the file as it ships unless the guard below changes it
+        on_quantized(model)
 
     with timed(timings, "accuracy_guard"):
         started = time.perf_counter()

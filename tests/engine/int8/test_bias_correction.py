@@ -15,7 +15,7 @@ from engine.int8.conftest import spiky_config
 
 @pytest.fixture(scope="module")
 def corrected(spiky_graph):
-    cal = calibrate(spiky_graph.graph.concrete_function, spiky_graph.stream, "percentile")
+    cal = calibrate(spiky_graph.graph.float32_model, spiky_graph.stream, "percentile")
     int8 = quantize(cal.model)
     model, info = correct_biases(cal.calibrated, int8, spiky_graph.calibration[:32])
     return cal, int8, model, to_json(info)

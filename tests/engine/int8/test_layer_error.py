@@ -12,7 +12,7 @@ from conversions.engine.report.records import to_json
 
 @pytest.fixture(scope="module")
 def spiky_layers(spiky_graph):
-    cal = calibrate(spiky_graph.graph.concrete_function, spiky_graph.stream, "minmax")
+    cal = calibrate(spiky_graph.graph.float32_model, spiky_graph.stream, "minmax")
     int8 = quantize(cal.model)
     g = spiky_graph.graph
     return to_json(layer_errors(cal.calibrated, int8, spiky_graph.calibration[:16], g.onnx_path, g.input_layout))
@@ -54,7 +54,7 @@ def test_sqnr_matches_a_direct_comparison_of_the_outputs(spiky_graph, spiky_laye
     from conversions.engine.tensors import sqnr_db
     from conversions.engine.verify.interpreter import TFLiteModel, predict_many
 
-    cal = calibrate(spiky_graph.graph.concrete_function, spiky_graph.stream, "minmax")
+    cal = calibrate(spiky_graph.graph.float32_model, spiky_graph.stream, "minmax")
     samples = spiky_graph.calibration[:16]
     ref = predict_many(TFLiteModel(cal.calibrated), samples)[0].astype(np.float64)
     out = predict_many(TFLiteModel(quantize(cal.model)), samples)[0].astype(np.float64)

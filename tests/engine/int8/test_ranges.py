@@ -49,7 +49,7 @@ def test_minmax_quantization_computes_what_the_converter_int8_computes(spiky_gra
     of them: a range may move by a float ulp, which may flip one int8 rounding; nothing more."""
     g = spiky_graph.graph
     converter_int8, _ = convert_variant(g.concrete_function, "int8", spiky_graph.stream)
-    cal = calibrate(g.concrete_function, spiky_graph.stream, "minmax")
+    cal = calibrate(g.float32_model, spiky_graph.stream, "minmax")
     assert cal.samples == 100 and cal.model == cal.calibrated
     ours = quantize(cal.model)
     x = spiky_graph.evaluation[:32]
@@ -60,14 +60,14 @@ def test_minmax_quantization_computes_what_the_converter_int8_computes(spiky_gra
 
 @pytest.mark.parametrize("io_type", ["int8", "uint8"])
 def test_integer_io_is_kept(spiky_graph, io_type):
-    cal = calibrate(spiky_graph.graph.concrete_function, spiky_graph.stream, "minmax")
+    cal = calibrate(spiky_graph.graph.float32_model, spiky_graph.stream, "minmax")
     model = TFLiteModel(quantize(cal.model, io_type))
     assert np.dtype(model.input["dtype"]).name == io_type
     assert audit_ops(quantize(cal.model, io_type))[0]
 
 
 def test_percentile_ranges_narrow_the_planted_tensor_and_are_recorded(spiky_graph):
-    cal = calibrate(spiky_graph.graph.concrete_function, spiky_graph.stream, "percentile")
+    cal = calibrate(spiky_graph.graph.float32_model, spiky_graph.stream, "percentile")
     info = to_json(cal.summary())
     assert info["method"] == "percentile" and info["tensors_narrowed"] >= 1
     widest = max(cal.minmax, key=lambda i: cal.minmax[i][1] - cal.minmax[i][0])
@@ -79,7 +79,7 @@ def test_percentile_ranges_narrow_the_planted_tensor_and_are_recorded(spiky_grap
 
 
 def test_denylisted_nodes_compute_in_float(spiky_graph):
-    cal = calibrate(spiky_graph.graph.concrete_function, spiky_graph.stream, "minmax")
+    cal = calibrate(spiky_graph.graph.float32_model, spiky_graph.stream, "minmax")
     from conversions.engine.int8.guard import float_units
 
     units, names, types = float_units(cal.calibrated)
@@ -91,7 +91,7 @@ def test_denylisted_nodes_compute_in_float(spiky_graph):
 
 def test_unknown_method_is_refused(spiky_graph):
     with raises_worded(ValueError, "--calibration"):
-        calibrate(spiky_graph.graph.concrete_function, spiky_graph.stream, "kl")
+        calibrate(spiky_graph.graph.float32_model, spiky_graph.stream, "kl")
 
 
 def test_sharded_min_max_equals_the_calibrators_to_a_float_ulp(spiky_graph):
@@ -105,7 +105,7 @@ def test_sharded_min_max_equals_the_calibrators_to_a_float_ulp(spiky_graph):
     conv.representative_dataset = spiky_graph.stream
     conv._experimental_calibrate_only = True
     full_pass, _, _ = read_ranges(bytes(conv.convert()))
-    ours = calibrate(g.concrete_function, spiky_graph.stream, "minmax").minmax
+    ours = calibrate(g.float32_model, spiky_graph.stream, "minmax").minmax
     assert set(ours) == set(full_pass)
     for i, (lo, hi) in full_pass.items():
         assert ours[i] == pytest.approx((lo, hi), rel=1e-6, abs=1e-7), i

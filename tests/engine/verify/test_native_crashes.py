@@ -1,4 +1,4 @@
-"""A real abort in each native step (TFLite's calibrator, the per-layer interpreter, XNNPACK's prepare) becomes
+"""A real abort in each native step (the calibration statistics, the per-layer interpreter, XNNPACK's prepare) becomes
 a message, and where the step is optional the run still completes.
 
 ``QUANTWEB_NATIVE_ABORT=<step>`` makes that step's spawned child call ``os.abort()``: a real SIGABRT in a
@@ -88,14 +88,14 @@ def test_an_abort_in_the_per_layer_step_skips_the_table_with_a_warning(
     ) in report.warnings
 
 
-def test_an_abort_in_the_calibrator_is_a_conversion_error_naming_it(
+def test_an_abort_in_calibration_is_a_conversion_error_naming_it(
     checkpoint: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv(ABORT_ENV, "TFLite's calibrator")
+    monkeypatch.setenv(ABORT_ENV, "calibration statistics")
     out = tmp_path / "out"
     with pytest.raises(ConversionError) as err:
         run_export(_config(checkpoint, out))
     assert str(err.value).startswith(
-        "int8 calibration failed: TFLite's calibrator crashed in native code (SIGABRT)."
+        "int8 calibration failed: calibration statistics crashed in native code (SIGABRT)."
     )
     assert not out.exists() or list(out.iterdir()) == []

@@ -22,7 +22,7 @@ def _refused_int8(tmp_path: Path) -> tuple[bytes, np.ndarray]:
     samples = np.random.default_rng(0).normal(size=(8, 3, 16, 16)).astype(np.float32)
     graph = convert_to_tf(export_onnx(net, (1, 3, 16, 16), tmp_path / "n.onnx"), tmp_path, samples)
     nhwc = np.transpose(samples, (0, 2, 3, 1))[:, None]
-    cal = calibrate(graph.concrete_function, lambda: ([x] for x in nhwc), "minmax")
+    cal = calibrate(graph.float32_model, lambda: ([x] for x in nhwc), "minmax")
     # A range like the one a -3.4e38 max-pool padding once gave: an int8 scale near 1e36 on the ReLU's output.
     relu_out = max(cal.minmax, key=lambda i: cal.minmax[i][1] if cal.minmax[i][0] == 0.0 else -1)
     return quantize(with_ranges(cal.calibrated, {relu_out: (-3.0e38, 3.0e38)})), nhwc
