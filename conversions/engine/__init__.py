@@ -3,7 +3,7 @@
 The one entry is ``pipeline.run_export(config, progress) -> report.results.ExportReport``; its folders are
 the pipeline's stages, in the order a run goes through them::
 
-    config.py        ExportConfig, ModelSpec, DataSpec: what a run is asked, parsed once, stored as JSON
+    config.py        ExportConfig, ModelSpec, DataSpec: what a run is asked, parsed and range-checked once, stored as JSON
     variants.py      the .tflite variants (float32, float16, dynamic, int8, int16x8): one definition
     errors.py        user-facing errors: what, where, what to do; the input at fault as a field
     progress.py      stage / fraction / log lines, for the terminal and the run page alike

@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterable
 
+from conversions.engine.errors import ConfigError
+
 
 @dataclass(frozen=True)
 class Variant:
@@ -58,11 +60,11 @@ def parse_variants(text: str | Iterable[str]) -> tuple[str, ...]:
         try:
             name = variant(raw).name
         except KeyError:
-            raise ValueError(f"unknown quantization {raw.strip()!r}; choose from {choices()}") from None
+            raise ConfigError(f"{{variants}} {raw.strip()!r} is not a quantization; choose from {choices()}") from None
         if name not in out:
             out.append(name)
     if not out:
-        raise ValueError(f"no quantization given; choose from {choices()}")
+        raise ConfigError(f"{{variants}} names no quantization; choose from {choices()}")
     return tuple(out)
 
 

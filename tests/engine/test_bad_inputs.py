@@ -160,7 +160,7 @@ def test_existing_output_without_force_is_refused_and_untouched(tmp_path: Path, 
 def test_unknown_variant_lists_the_valid_ones() -> None:
     with pytest.raises(ValueError) as err:
         parse_variants("int8,int9")
-    assert cli_message(err.value) == "unknown quantization 'int9'; choose from float32 (or none), float16, dynamic, int8, int16x8"
+    assert cli_message(err.value) == "--quantize 'int9' is not a quantization; choose from float32 (or none), float16, dynamic, int8, int16x8"
 
 
 @pytest.mark.parametrize(

@@ -54,7 +54,7 @@ def test_writes_int8_next_to_the_checkpoint_and_prints_the_summary(trained_model
 @pytest.mark.parametrize(
     "flags, expected",
     [
-        (["--quantize", "int9"], "unknown quantization 'int9'; choose from float32 (or none), float16, dynamic, int8, int16x8"),
+        (["--quantize", "int9"], "--quantize 'int9' is not a quantization; choose from float32 (or none), float16, dynamic, int8, int16x8"),
         (["--input-shape", "1,3,32"], "--input-shape '1,3,32' must be four positive integers"),
         (["--latency-runs", "5"], "--latency-runs must be at least 30"),
         (["--quantize", "none,int8", "--output", "x.tflite"], "with several --quantize variants use --output-dir"),

@@ -23,6 +23,7 @@ from typing import Any, Callable, Iterator, TextIO
 import numpy as np
 from PIL import Image
 
+from conversions.engine.config import DEFAULT_CALIBRATION_SAMPLES, DataSpec
 from conversions.engine.data.decode import decode_file, resolve_input_shape
 from conversions.engine.data.layouts import detect_dataset
 from conversions.engine.data.options import preprocess_overrides_from_args
@@ -85,7 +86,7 @@ class RepresentativeDataGenerator:
         self,
         data_dir: str | os.PathLike[str],
         dataset_type: str = "auto",
-        num_samples: int = 100,
+        num_samples: int = DEFAULT_CALIBRATION_SAMPLES,
         split: str | None = None,
         seed: int = 0,
         preprocess: str | PreprocessSpec | Callable[[Image.Image], np.ndarray] | None = None,
@@ -129,6 +130,24 @@ class RepresentativeDataGenerator:
             except ValueError as err:  # preprocess.py stands alone (copied into modules), so it raises plain ValueError
                 raise ConfigError(str(err)) from None
         self._sample(split is not None)
+
+    @classmethod
+    def from_spec(cls, spec: DataSpec, *, calibrate: bool = True, **reading: Any) -> "RepresentativeDataGenerator":
+        """The samples a checked ``DataSpec`` asks for (``calibrate=False``: held-out ones only); ``reading``
+        says how they are read (``preprocess``, which defaults to the spec's, ``input_shape``, ``dtype``,
+        ``layout``)."""
+        reading.setdefault("preprocess", spec.preprocess)
+        return cls(
+            spec.dataset_dir,
+            dataset_type=spec.dataset_type,
+            num_samples=spec.num_calib_samples if calibrate else 0,
+            split=spec.split,
+            seed=spec.seed,
+            num_eval_samples=spec.num_eval_samples,
+            num_workers=spec.num_workers,
+            preprocess_overrides=spec.preprocess_overrides or None,
+            **reading,
+        )
 
     # ------------------------------------------------------------------------------- construction
 

@@ -16,7 +16,7 @@ def _floats(name: str, text: str | float | list | tuple) -> tuple[float, ...]:
     try:
         return tuple(_number(p) for p in str(text).split(",") if p.strip())
     except ValueError:
-        raise ValueError(f"--{name} {text!r} is not a comma-separated list of numbers, e.g. 0.485,0.456,0.406") from None
+        raise ConfigError(f"{{{name}}} {text!r} is not a comma-separated list of numbers, e.g. 0.485,0.456,0.406") from None
 
 
 def _number(text: str) -> float:
@@ -24,6 +24,8 @@ def _number(text: str) -> float:
     text = text.strip()
     if "/" in text:
         num, den = text.split("/", 1)
+        if float(den) == 0:
+            raise ValueError(f"{text} divides by zero")
         return float(num) / float(den)
     return float(text)
 
@@ -32,18 +34,14 @@ def _size(name: str, text: str | int | tuple | list) -> int | tuple[int, int]:
     """``256`` -> 256; ``320x240`` (W x H) -> (240, 320) as (H, W)."""
     if isinstance(text, (tuple, list)):
         return (int(text[0]), int(text[1]))  # already (H, W)
-    if isinstance(text, int):
-        return text
     parts = str(text).lower().replace(",", "x").split("x")
     try:
         values = [int(p) for p in parts]
     except ValueError:
-        raise ValueError(f"--{name} {text!r} is not a size; give N or WxH, e.g. 256 or 320x240") from None
-    if len(values) == 1:
-        return values[0]
-    if len(values) == 2:
-        return (values[1], values[0])
-    raise ValueError(f"--{name} {text!r} is not a size; give N or WxH, e.g. 256 or 320x240")
+        values = []
+    if len(values) not in (1, 2) or any(v <= 0 for v in values):
+        raise ConfigError(f"{{{name}}} {text!r} is not a size; give N or WxH in pixels, e.g. 256 or 320x240")
+    return values[0] if len(values) == 1 else (values[1], values[0])
 
 
 def preprocess_overrides_from_args(
@@ -66,13 +64,15 @@ def preprocess_overrides_from_args(
         out["mean"] = _floats("mean", mean)
     if std is not None:
         out["std"] = _floats("std", std)
+        if 0 in out["std"]:  # each channel is divided by its std
+            raise ConfigError(f"{{std}} {std!r} contains 0; every channel's std must be non-zero, e.g. 0.229,0.224,0.225")
     if scale is not None:
         try:
             out["scale"] = _number(str(scale))
         except ValueError:
             raise ConfigError(f"{{scale}} {scale!r} is not a number; e.g. 1/255 or 1") from None
         if out["scale"] <= 0:
-            raise ConfigError(f"{{scale}} {scale!r} must be positive")
+            raise ConfigError(f"{{scale}} {scale!r} must be positive, e.g. 1/255 or 1")
     if resize is not None:
         out["resize"] = _size("resize", resize)
     if crop is not None:

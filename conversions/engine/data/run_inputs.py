@@ -59,19 +59,9 @@ def prepare_data(config: ExportConfig, loaded: LoadedModel, progress: Progress) 
     preset = spec.preprocess
     if preset == "auto":
         preset = loaded.preprocess_hint or "imagenet"
-    generator = RepresentativeDataGenerator(
-        spec.dataset_dir,
-        dataset_type=spec.dataset_type,
-        num_samples=spec.num_calib_samples if config.needs_calibration else 0,
-        split=spec.split,
-        seed=spec.seed,
-        preprocess=preset,
-        input_shape=loaded.input_shape,
-        dtype="float32",
+    generator = RepresentativeDataGenerator.from_spec(
+        spec, calibrate=config.needs_calibration, preprocess=preset, input_shape=loaded.input_shape, dtype="float32",
         layout="NCHW",
-        num_eval_samples=spec.num_eval_samples,
-        num_workers=spec.num_workers,
-        preprocess_overrides=spec.preprocess_overrides or None,
     )
     for line in generator.summary_lines():
         progress.log(line)
