@@ -46,10 +46,9 @@ EXPORT_FLAGS: dict[str, str] = {
 REPRESENTATIVE_DATA_FLAGS: dict[str, str] = {
     **EXPORT_FLAGS,
     "dataset_dir": "--data-dir",
-    "num_calib_samples": "--num-samples",
-    "output": "--output",
 }
-"""``manage.py representative_data``: the same words, but its data flags are spelled the older way."""
+"""``manage.py representative_data``: the same words, but its dataset flag is spelled the older way (both
+commands accept both spellings of it; ``--num-samples`` stays an alias of ``--num-calib-samples``)."""
 
 
 def cli_message(err: BaseException, flags: dict[str, str] = EXPORT_FLAGS) -> str:

@@ -56,11 +56,11 @@ def test_writes_int8_next_to_the_checkpoint_and_prints_the_summary(trained_model
     [
         (["--quantize", "int9"], "--quantize 'int9' is not a quantization; choose from float32 (or none), float16, dynamic, int8, int16x8"),
         (["--input-shape", "1,3,32"], "--input-shape '1,3,32' must be four positive integers"),
-        (["--latency-runs", "5"], "--latency-runs must be at least 30"),
-        (["--quantize", "none,int8", "--output", "x.tflite"], "with several --quantize variants use --output-dir"),
+        (["--latency-runs", "5"], "--latency-runs 5 is too few for the median and p90 to mean something; give 30 or more"),
+        (["--quantize", "none,int8", "--output", "x.tflite"], "--output x.tflite names one file but --quantize asks for 2 (float32, int8); give --output-dir for several"),
         (["--model-kwargs", "num_classes"], "--model-kwargs 'num_classes' is not name=value, e.g. num_classes=7"),
         (["--threads", "one"], "--threads 'one' is not a list of integers"),
-        (["--io", "int4"], "argument --io: invalid choice: 'int4'"),
+        (["--io", "int4"], "--io 'int4' is not one of float32, uint8, int8"),
         (["--model", "qw_missing_pkg.nets:build"], "cannot import module 'qw_missing_pkg.nets'"),
     ],
 )

@@ -1,7 +1,9 @@
 """``manage.py export_models``: a PyTorch checkpoint becomes verified ``.tflite`` files in one command.
 
-Flags are parsed once into an ``ExportConfig``; the run is recorded as a ``ConversionRun`` (source "cli") and
-executed in this process through the same ``execute_run`` the RQ worker uses.
+Flags are parsed once into an ``ExportConfig``, which checks every value: the flags offer no ``choices`` of
+their own, so a bad value gets the engine's one-line message, worded with the flag, and nothing is recorded.
+Only then is the run recorded as a ``ConversionRun`` (source "cli") and executed in this process through the
+same ``execute_run`` the RQ worker uses.
 """
 
 from __future__ import annotations
@@ -14,9 +16,13 @@ from django.db import DatabaseError
 from conversions.engine.config import (
     CALIBRATION_METHODS,
     DEFAULT_CALIBRATION,
+    DEFAULT_CALIBRATION_SAMPLES,
+    DEFAULT_EVALUATION_SAMPLES,
+    DEFAULT_LATENCY_RUNS,
+    DEFAULT_MAX_FALLBACK,
     DETECT_HEADS,
-    FORMATS,
     IO_TYPES,
+    PREPROCESS_NAMES,
     TASKS,
     DataSpec,
     ExportConfig,
@@ -24,9 +30,8 @@ from conversions.engine.config import (
     parse_input_shape,
 )
 from conversions.engine.data.options import preprocess_overrides_from_args
-from conversions.engine.data.preprocess import PRESETS
 from conversions.engine.data.structure import DATASET_TYPES
-from conversions.engine.errors import QuantwebError, render
+from conversions.engine.errors import ConfigError, QuantwebError, render
 from conversions.engine.progress import TerminalProgress
 from conversions.engine.variants import parse_variants
 from conversions.management.cli_terms import EXPORT_FLAGS, cli_message
@@ -44,6 +49,10 @@ def parse_model_kwargs(items: list[str]) -> dict[str, Any]:
                 raise ValueError(f"--model-kwargs {part!r} is not name=value, e.g. num_classes=7")
             out[key.strip()] = _literal(value.strip())
     return out
+
+
+def _one_of(choices: tuple[str, ...]) -> str:
+    return f"one of {', '.join(choices)}"
 
 
 def _literal(text: str) -> Any:
@@ -74,19 +83,20 @@ class Command(BaseCommand):
         model.add_argument("--trust-checkpoint", action="store_true",
                            help="allow what runs code: unpickling a whole nn.Module, a .pt2 with pickled payloads, "
                            "a --model that is not a built-in name (a module or .py file is imported)")
-        model.add_argument("--task", default="auto", choices=TASKS,
-                           help="detect: YOLO-style [B, 4+classes, N] output, head made int8-safe, verified by mAP; "
-                           "auto: detect for an Ultralytics checkpoint or a YOLO dataset with such an output")
-        model.add_argument("--detect-head", default="auto", choices=DETECT_HEADS,
-                           help="int8-safe detection head: normalize coordinates before the box+score concat, split "
-                           "boxes and scores into two outputs, or none (naive); auto = split, measured best (docs/detection.md)")
+        model.add_argument("--task", default="auto",
+                           help=f"{_one_of(TASKS)}; detect: YOLO-style [B, 4+classes, N] output, head made "
+                           "int8-safe, verified by mAP; auto: detect for an Ultralytics checkpoint or a YOLO dataset with such an output")
+        model.add_argument("--detect-head", default="auto",
+                           help=f"{_one_of(DETECT_HEADS)}; int8-safe detection head: normalize coordinates before "
+                           "the box+score concat, split boxes and scores into two outputs, or none (naive); auto = split, "
+                           "measured best (docs/detection.md)")
 
         out = parser.add_argument_group("output")
-        out.add_argument("--format", default="tflite", choices=FORMATS,
+        out.add_argument("--format", default="tflite",
                          help="tflite, or also keep the ONNX file / SavedModel (onnx, saved_model, all)")
         out.add_argument("--quantize", default="int8",
                          help="none (float32), float16, dynamic, int8, int16x8; comma-separated for several")
-        out.add_argument("--io", default="float32", choices=IO_TYPES, help="int8 model's input/output type")
+        out.add_argument("--io", default="float32", help=f"int8 model's input/output type, {_one_of(IO_TYPES)}")
         out.add_argument("--output", help="the .tflite path (one variant)")
         out.add_argument("--output-dir", help="folder for several variants and the report")
         out.add_argument("--force", action="store_true", help="replace existing outputs")
@@ -96,13 +106,16 @@ class Command(BaseCommand):
         data = parser.add_argument_group("calibration and verification data")
         data.add_argument("--dataset-dir", "--data-dir", dest="dataset_dir",
                           help="ImageFolder tree, YOLO dataset or flat folder of images")
-        data.add_argument("--dataset-type", default="auto", choices=DATASET_TYPES)
+        data.add_argument("--dataset-type", default="auto", help=_one_of(DATASET_TYPES))
         data.add_argument("--split", help="split to calibrate on (default val, then test, then train)")
-        data.add_argument("--num-calib-samples", type=int, default=100)
-        data.add_argument("--num-eval-samples", type=int, default=100, help="held-out images for verification")
+        data.add_argument("--num-calib-samples", type=int, default=DEFAULT_CALIBRATION_SAMPLES,
+                          help=f"calibration images (default {DEFAULT_CALIBRATION_SAMPLES})")
+        data.add_argument("--num-eval-samples", type=int, default=DEFAULT_EVALUATION_SAMPLES,
+                          help=f"held-out images for verification (default {DEFAULT_EVALUATION_SAMPLES})")
         data.add_argument("--seed", type=int, default=0)
-        data.add_argument("--preprocess", default="auto", choices=("auto", *PRESETS),
-                          help="auto: the model's own (imagenet for the built-in), else imagenet")
+        data.add_argument("--preprocess", default="auto",
+                          help=f"{_one_of(PREPROCESS_NAMES)}; auto: the model's own (imagenet for the built-in), "
+                          "else imagenet")
         for flag, help_text in (
             ("--mean", "per-channel mean, e.g. 0.485,0.456,0.406"),
             ("--std", "per-channel std"),
@@ -116,18 +129,21 @@ class Command(BaseCommand):
         data.add_argument("--labels", help="class names, one per line in output order (default: sorted class folders)")
 
         verify = parser.add_argument_group("verification")
-        verify.add_argument("--latency-runs", type=int, default=30, help="timed runs per model (>= 30)")
+        verify.add_argument("--latency-runs", type=int, default=DEFAULT_LATENCY_RUNS,
+                            help=f"timed runs per model (at least {DEFAULT_LATENCY_RUNS})")
         verify.add_argument("--threads", help="interpreter threads to time, e.g. 1,2 (default 1; 1,2 for several variants)")
         verify.add_argument("--debug", action="store_true", help="show tracebacks and the full per-layer error table")
 
         guard = parser.add_argument_group("int8 accuracy (activation ranges, per-layer error, float fallback)")
-        guard.add_argument("--calibration", default=DEFAULT_CALIBRATION, choices=CALIBRATION_METHODS,
-                           help=f"how int8 activation ranges are chosen (default {DEFAULT_CALIBRATION})")
+        guard.add_argument("--calibration", default=DEFAULT_CALIBRATION,
+                           help=f"how int8 activation ranges are chosen, {_one_of(CALIBRATION_METHODS)} "
+                           f"(default {DEFAULT_CALIBRATION})")
         guard.add_argument("--max-drop", type=float, metavar="D",
                            help="accuracy budget in points (top-1 agreement on confidently classified held-out images, "
                            "or labeled top-1); int8 keeps the most damaging ops in float until it holds, or exits 1")
-        guard.add_argument("--max-fallback", type=float, default=0.2, metavar="F",
-                           help="at most this fraction of ops kept in float to meet --max-drop (default 0.2)")
+        guard.add_argument("--max-fallback", type=float, default=DEFAULT_MAX_FALLBACK, metavar="F",
+                           help="at most this fraction of ops kept in float to meet --max-drop "
+                           f"(default {DEFAULT_MAX_FALLBACK})")
         guard.add_argument("--bias-correction", action="store_true",
                            help="int8: fold each conv/FC op's mean output error on calibration images into its bias, "
                            "op by op in depth order (weight rounding; ~30 s on EfficientNet-Lite0)")
@@ -173,20 +189,22 @@ class Command(BaseCommand):
 
     @staticmethod
     def build_config(opts: dict[str, Any]) -> ExportConfig:
-        if opts["latency_runs"] < 30:
-            raise ValueError("--latency-runs must be at least 30 so the median and p90 mean something")
+        # Benchmarks ask the engine for a few timed runs; a person reading the summary needs enough for a p90.
+        if opts["latency_runs"] < DEFAULT_LATENCY_RUNS:
+            raise ConfigError(
+                f"{{latency_runs}} {opts['latency_runs']} is too few for the median and p90 to mean something; "
+                f"give {DEFAULT_LATENCY_RUNS} or more, e.g. {DEFAULT_LATENCY_RUNS}"
+            )
         overrides = preprocess_overrides_from_args(
             mean=opts["mean"], std=opts["std"], scale=opts["scale"], resize=opts["resize"], crop=opts["crop"],
             interpolation=opts["interpolation"],
         )
         variants = parse_variants(opts["quantize"])
-        if opts["output"] and len(variants) > 1:
-            raise ValueError("--output names one file; with several --quantize variants use --output-dir")
         default_threads = "1,2" if len(variants) > 1 else "1"
         try:
             threads = tuple(int(t) for t in str(opts["threads"] or default_threads).split(",") if t.strip())
         except ValueError:
-            raise ValueError(f"--threads {opts['threads']!r} is not a list of integers, e.g. 1,2") from None
+            raise ConfigError(f"{{latency_threads}} {opts['threads']!r} is not a list of integers, e.g. 1,2") from None
         return ExportConfig(
             model=ModelSpec(
                 checkpoint=opts["checkpoint"],
@@ -216,7 +234,7 @@ class Command(BaseCommand):
             formats=(opts["format"],),
             force=opts["force"],
             latency_runs=opts["latency_runs"],
-            latency_threads=threads or (1,),
+            latency_threads=threads,
             debug=opts["debug"],
             calibration_method=opts["calibration"],
             max_drop=opts["max_drop"],

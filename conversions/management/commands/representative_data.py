@@ -10,9 +10,9 @@ from typing import Any
 import numpy as np
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from conversions.engine.config import DEFAULT_CALIBRATION_SAMPLES, PREPROCESS_NAMES, DataSpec, parse_input_shape
 from conversions.engine.data.generator import LAYOUTS, RepresentativeDataGenerator
 from conversions.engine.data.options import preprocess_overrides_from_args
-from conversions.engine.data.preprocess import PRESETS
 from conversions.engine.data.structure import DATASET_TYPES
 from conversions.engine.errors import QuantwebError
 from conversions.management.cli_terms import REPRESENTATIVE_DATA_FLAGS, cli_message
@@ -23,13 +23,16 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--data-dir", "--dataset-dir", dest="data_dir", required=True, help="image folder, YOLO data.yaml or a text file of image paths")
-        parser.add_argument("--dataset-type", default="auto", choices=DATASET_TYPES)
-        parser.add_argument("--num-samples", type=int, default=100, help="calibration images (default 100)")
+        parser.add_argument("--dataset-type", default="auto", help=f"one of {', '.join(DATASET_TYPES)}")
+        parser.add_argument("--num-calib-samples", "--num-samples", dest="num_calib_samples", type=int,
+                            default=DEFAULT_CALIBRATION_SAMPLES,
+                            help=f"calibration images (default {DEFAULT_CALIBRATION_SAMPLES}; --num-samples is the "
+                            "older spelling)")  # fmt: skip
         parser.add_argument("--num-eval-samples", type=int, default=0, help="held-out images, disjoint from calibration")
         parser.add_argument("--split", default=None, help="split folder to use (default: val, then test, then train)")
         parser.add_argument("--seed", type=int, default=0)
-        parser.add_argument("--preprocess", default="auto", choices=("auto", *PRESETS),
-                            help="auto: yolo for YOLO datasets, imagenet otherwise")
+        parser.add_argument("--preprocess", default="auto",
+                            help=f"one of {', '.join(PREPROCESS_NAMES)}; auto: yolo for YOLO datasets, imagenet otherwise")
         size = parser.add_mutually_exclusive_group()
         size.add_argument("--input-size", type=int, default=224)
         size.add_argument("--input-shape", default=None, help="the model's input N,C,H,W, e.g. 1,3,224,224 (C sets channels)")
@@ -51,16 +54,19 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **opts: Any) -> None:
         try:
-            overrides = preprocess_overrides_from_args(
-                mean=opts["mean"], std=opts["std"], scale=opts["scale"], resize=opts["resize"], crop=opts["crop"],
-                interpolation=opts["interpolation"],
-            )
-            gen = RepresentativeDataGenerator(
-                opts["data_dir"], dataset_type=opts["dataset_type"], num_samples=opts["num_samples"],
-                split=opts["split"], seed=opts["seed"], preprocess=opts["preprocess"], input_size=opts["input_size"],
-                input_shape=opts["input_shape"], dtype=opts["dtype"], layout=opts["layout"],
-                num_eval_samples=opts["num_eval_samples"], num_workers=opts["workers"], preprocess_overrides=overrides,
-            )
+            # Every value is checked here, as export_models checks it, before any file is read or written.
+            spec = DataSpec(
+                dataset_dir=opts["data_dir"], dataset_type=opts["dataset_type"], split=opts["split"],
+                num_calib_samples=opts["num_calib_samples"], num_eval_samples=opts["num_eval_samples"],
+                seed=opts["seed"], preprocess=opts["preprocess"], num_workers=opts["workers"],
+                preprocess_overrides=preprocess_overrides_from_args(
+                    mean=opts["mean"], std=opts["std"], scale=opts["scale"], resize=opts["resize"],
+                    crop=opts["crop"], interpolation=opts["interpolation"],
+                ),
+            )  # fmt: skip
+            input_shape = parse_input_shape(opts["input_shape"], opts["input_size"])
+            gen = RepresentativeDataGenerator.from_spec(spec, input_shape=input_shape, dtype=opts["dtype"],
+                                                        layout=opts["layout"])  # fmt: skip
             gen.print_summary(file=self.stdout)
             self._print_batches(gen, opts["test_batches"])
             if opts["output"]:
