@@ -12,9 +12,13 @@ from django.db import IntegrityError, transaction
 from conversions.engine.config import (
     CALIBRATION_METHODS,
     DEFAULT_CALIBRATION,
+    DEFAULT_CALIBRATION_SAMPLES,
+    DEFAULT_EVALUATION_SAMPLES,
+    LIMITS,
+    ExportConfig,
     parse_input_shape,
 )
-from conversions.engine.errors import render
+from conversions.engine.errors import ConfigError, QuantwebError, render
 from conversions.engine.variants import calibrated
 from conversions.models import (
     VARIANT_CHOICES,
@@ -27,6 +31,7 @@ from conversions.media import media_relative, shown_to
 from conversions.run_settings import RunSettings
 from conversions import registration, run_actions
 from conversions.uploads import ARCHIVE_SUFFIXES, allowed_server_path, new_dataset_folder
+from conversions.wording import PORTAL_FIELD_NAMES, RUN_FORM_FIELDS
 
 PREPROCESS_CHOICES = [
     ("imagenet", "imagenet: resize, centre crop, ImageNet mean/std"),
@@ -50,6 +55,28 @@ def _mb(n: int) -> str:
     return f"{n / (1024 * 1024):,.0f} MB"
 
 
+def _limit_widget(name: str, **attrs) -> forms.NumberInput:
+    """The browser's min/max hints for an input, from the engine's range for it."""
+    limit = LIMITS[name]
+    bounds = {"min": limit.least} if limit.most is None else {"min": limit.least, "max": limit.most}
+    return forms.NumberInput(attrs={**bounds, **attrs})
+
+
+def _checked_by_the_engine(name: str):
+    """A ``clean_<name>`` whose message is the engine's: one wording of a range, not a second copy of it."""
+
+    def clean(form: forms.Form):
+        value = form.cleaned_data.get(name)
+        if value is not None:
+            try:
+                LIMITS[name].check(name, value)
+            except ConfigError as err:
+                raise forms.ValidationError(err.render(PORTAL_FIELD_NAMES)) from None
+        return value
+
+    return clean
+
+
 class NewRunForm(forms.Form):
     checkpoint = forms.ModelChoiceField(queryset=Checkpoint.objects.all(), empty_label=None)
     dataset = forms.ModelChoiceField(
@@ -61,17 +88,20 @@ class NewRunForm(forms.Form):
     variants = forms.MultipleChoiceField(
         choices=VARIANT_CHOICES, widget=forms.CheckboxSelectMultiple, initial=["int8"]
     )
+    # max_value is the portal's own cap on a run's work; the engine takes more from the command line.
     num_calib_samples = forms.IntegerField(
-        label="Calibration samples", min_value=1, max_value=10_000, initial=100,
+        label="Calibration samples", max_value=10_000, initial=DEFAULT_CALIBRATION_SAMPLES,
+        widget=_limit_widget("num_calib_samples"),
         help_text="Images sampled (stratified by class, seeded) to calibrate activation ranges.",
     )  # fmt: skip
     preprocess = forms.ChoiceField(
         choices=[("", "the checkpoint's own")] + PREPROCESS_CHOICES, required=False, label="Preprocessing"
     )
-    seed = forms.IntegerField(initial=0, min_value=0, max_value=2**31 - 1, help_text="Seeds the sampling.")
+    seed = forms.IntegerField(initial=0, widget=_limit_widget("seed"), help_text="Seeds the sampling.")
 
     num_eval_samples = forms.IntegerField(
-        label="Held-out samples", min_value=1, max_value=10_000, initial=100, required=False,
+        label="Held-out samples", max_value=10_000, initial=DEFAULT_EVALUATION_SAMPLES, required=False,
+        widget=forms.NumberInput(attrs={"min": 1}),  # 0 verifies nothing: the engine refuses it with a dataset
         help_text="Images not used for calibration, on which every variant is checked against PyTorch.",
     )  # fmt: skip
     calibration_method = forms.ChoiceField(
@@ -80,14 +110,21 @@ class NewRunForm(forms.Form):
         help_text="How int8 activation ranges are chosen from the calibration statistics.",
     )  # fmt: skip
     max_drop = forms.FloatField(
-        required=False, min_value=0, label="Accuracy budget (points)",
+        required=False, widget=_limit_widget("max_drop", step="any"), label="Accuracy budget (points)",
         help_text="int8 may lose at most this many points of top-1 agreement with PyTorch on confidently "
         "classified held-out images (or of labeled accuracy); layers are kept in float until it holds.",
     )  # fmt: skip
 
+    clean_num_calib_samples = _checked_by_the_engine("num_calib_samples")
+    clean_num_eval_samples = _checked_by_the_engine("num_eval_samples")
+    clean_seed = _checked_by_the_engine("seed")
+    clean_max_drop = _checked_by_the_engine("max_drop")
+
     def __init__(self, *args, user=None, **kwargs):
         super().__init__(*args, **kwargs)
         self.user = user
+        self.config: ExportConfig | None = None
+        """The run's config, built and checked by the engine in ``clean``; ``launch`` runs exactly this."""
 
     def clean_checkpoint(self) -> Checkpoint:
         checkpoint = self.cleaned_data["checkpoint"]
@@ -103,18 +140,30 @@ class NewRunForm(forms.Form):
         variants = data.get("variants") or []
         if calibrated(variants) and not data.get("dataset"):
             self.add_error("dataset", "int8 and int16x8 are calibrated: pick a dataset of representative images.")
+        if not self.errors:
+            self.config = self._checked_config()
         try:
             run_actions.check_queue_room(self.user)
         except run_actions.TooManyQueued as err:
             raise forms.ValidationError(str(err)) from None
         return data
 
+    def _checked_config(self) -> ExportConfig | None:
+        """The config the engine will run, or None with the engine's error on the field it is about (on the form
+        as a whole if no field of this form sets that input)."""
+        d = self.cleaned_data
+        try:
+            return self.run_settings().config_for(d["checkpoint"], d.get("dataset"))
+        except QuantwebError as err:
+            self.add_error(RUN_FORM_FIELDS.get(err.field or "") or None, err.render(PORTAL_FIELD_NAMES))
+            return None
+
     def run_settings(self) -> RunSettings:
         d = self.cleaned_data
         return RunSettings(
             variants=tuple(d["variants"]),
             num_calib_samples=d["num_calib_samples"],
-            num_eval_samples=d["num_eval_samples"] or RunSettings.num_eval_samples,
+            num_eval_samples=DEFAULT_EVALUATION_SAMPLES if d["num_eval_samples"] is None else d["num_eval_samples"],
             preprocess=d["preprocess"] or d["checkpoint"].preprocess,
             seed=d["seed"],
             calibration_method=d["calibration_method"] or DEFAULT_CALIBRATION,
@@ -123,8 +172,7 @@ class NewRunForm(forms.Form):
 
     def launch(self, user) -> ConversionRun:
         checkpoint, dataset = self.cleaned_data["checkpoint"], self.cleaned_data["dataset"]
-        config = self.run_settings().config_for(checkpoint, dataset)
-        return ConversionRun.launch(config, user, checkpoint=checkpoint, dataset=dataset)
+        return ConversionRun.launch(self.config, user, checkpoint=checkpoint, dataset=dataset)
 
 
 class DatasetForm(forms.Form):

@@ -9,7 +9,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from conversions.engine.config import DEFAULT_CALIBRATION, DataSpec, ExportConfig
+from conversions.engine.config import (
+    DEFAULT_CALIBRATION,
+    DEFAULT_CALIBRATION_SAMPLES,
+    DEFAULT_EVALUATION_SAMPLES,
+    DataSpec,
+    ExportConfig,
+)
 from conversions.engine.variants import ordered, parse_variants
 
 if TYPE_CHECKING:
@@ -19,8 +25,8 @@ if TYPE_CHECKING:
 @dataclass(frozen=True)
 class RunSettings:
     variants: tuple[str, ...] = ("int8",)
-    num_calib_samples: int = 100
-    num_eval_samples: int = 100
+    num_calib_samples: int = DEFAULT_CALIBRATION_SAMPLES
+    num_eval_samples: int = DEFAULT_EVALUATION_SAMPLES
     preprocess: str = "imagenet"
     seed: int = 0
     calibration_method: str = DEFAULT_CALIBRATION

@@ -28,7 +28,7 @@ from django.utils.module_loading import import_string
 from redis.exceptions import RedisError
 
 from conversions import queue
-from conversions.engine.config import ExportConfig
+from conversions.engine.config import DEFAULT_CALIBRATION_SAMPLES, ExportConfig
 from conversions.engine.errors import render
 from conversions.engine.report.results import ExportReport
 from conversions.engine.variants import BY_NAME, calibrated
@@ -114,7 +114,7 @@ class ConversionRun(models.Model):
     checkpoint = models.ForeignKey(Checkpoint, null=True, blank=True, on_delete=models.PROTECT, related_name="runs")
     dataset = models.ForeignKey(Dataset, null=True, blank=True, on_delete=models.PROTECT, related_name="runs")
     variants = models.CharField(max_length=60, help_text="Comma-separated variant names, e.g. float32,int8.")
-    num_calib_samples = models.PositiveIntegerField(default=100)
+    num_calib_samples = models.PositiveIntegerField(default=DEFAULT_CALIBRATION_SAMPLES)
     preprocess = models.CharField(max_length=30, default="imagenet")
     seed = models.IntegerField(default=0)
     config = models.JSONField(default=dict, help_text="The full ExportConfig the engine runs, outputs resolved.")

@@ -53,13 +53,15 @@ def test_unknown_ids_answer_404(api_as, alice):
 
 
 @pytest.mark.parametrize("change,field,words", [
-    ({"num_calib_samples": 0}, "num_calib_samples", "greater than or equal to 1"),
+    ({"num_calib_samples": 0}, "num_calib_samples", "Calibration samples 0 must be 1 or more images, e.g. 100"),
     ({"num_calib_samples": "many"}, "num_calib_samples", "integer"),
     ({"dataset": None}, "dataset", "int8 and int16x8 are calibrated"),
     ({"checkpoint": 999999}, "checkpoint", "valid choice"),
     ({"variants": ["int4"]}, "variants", "int4"),
     ({"calibration_method": "guess"}, "calibration_method", "guess"),
-    ({"max_drop": -1}, "max_drop", "greater than or equal to 0"),
+    ({"max_drop": -1}, "max_drop", "Accuracy budget -1.0 must be 0 or more points, e.g. 1"),
+    ({"seed": -1}, "seed", "Seed -1 must be 0 or more, e.g. 0"),
+    ({"num_eval_samples": 0}, "num_eval_samples", "Held-out samples 0 leaves no held-out images to verify"),
 ])  # fmt: skip
 def test_a_run_with_bad_settings_is_refused_with_the_field(api_as, alice, builtin, pets, change, field, words):
     payload = {"checkpoint": builtin.pk, "dataset": pets.pk, "variants": ["int8"], "num_calib_samples": 4}

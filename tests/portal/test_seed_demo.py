@@ -7,7 +7,7 @@ import io
 import django_rq
 import pytest
 from django.conf import settings
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 from support.workers import purge_queue
 
 from conversions.engine.config import ExportConfig
@@ -35,3 +35,10 @@ def test_seed_demo_registers_the_demo_once_and_queues_one_int8_run(django_captur
         assert run.status == "queued" and queue.count == 1
     finally:
         purge_queue(queue)
+
+
+def test_seed_demo_refuses_a_bad_sample_count_in_its_own_flag_and_queues_nothing():
+    with pytest.raises(CommandError) as err:
+        call_command("seed_demo", "--run", "--samples", "0", stdout=io.StringIO())
+    assert str(err.value) == "--samples 0 must be 1 or more images, e.g. 100"
+    assert not ConversionRun.objects.exists()

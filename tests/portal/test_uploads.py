@@ -217,7 +217,8 @@ def test_the_new_run_form_shows_validation_errors(admin_client, media):
     html = response.content.decode()
     assert response.status_code == 200
     assert "Select a valid choice. bogus" in html
-    assert "greater than or equal to 1" in html
+    assert "Calibration samples 0 must be 1 or more images, e.g. 100" in html  # the engine's words
+    assert "Seed -1 must be 0 or more, e.g. 0" in html
     response = admin_client.post(reverse("conversions:run_new"), {
         "checkpoint": ckpt.pk, "variants": ["int8"], "num_calib_samples": 10, "seed": 0,
     })  # fmt: skip

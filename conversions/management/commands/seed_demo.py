@@ -9,6 +9,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
+from conversions.engine.config import DEFAULT_CALIBRATION_SAMPLES
 from conversions.engine.errors import QuantwebError
 from conversions.models import Checkpoint, ConversionRun, Dataset
 from conversions.run_settings import RunSettings
@@ -22,7 +23,8 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--run", action="store_true", help="also launch one demo int8 run (once)")
-        parser.add_argument("--samples", type=int, default=100, help="calibration samples of the demo run")
+        parser.add_argument("--samples", type=int, default=DEFAULT_CALIBRATION_SAMPLES,
+                            help=f"calibration samples of the demo run (default {DEFAULT_CALIBRATION_SAMPLES})")
 
     def handle(self, *args, run: bool, samples: int, **options):
         user = get_user_model().objects.filter(is_superuser=True).order_by("id").first()
@@ -55,6 +57,9 @@ class Command(BaseCommand):
             if existing:
                 self.stdout.write(f"demo run {existing.pk} is {existing.status}")
             else:
-                config = RunSettings(("int8",), num_calib_samples=samples).config_for(checkpoint, dataset)
+                try:
+                    config = RunSettings(("int8",), num_calib_samples=samples).config_for(checkpoint, dataset)
+                except QuantwebError as err:
+                    raise CommandError(err.render({"num_calib_samples": "--samples"})) from None
                 new = ConversionRun.launch(config, user, checkpoint=checkpoint, dataset=dataset)
                 self.stdout.write(f"launched demo run {new.pk} (int8); the worker picks it up")
