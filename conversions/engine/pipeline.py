@@ -93,9 +93,10 @@ def run_export(config: ExportConfig, progress: Progress | None = None) -> Export
         built, notes = _build_variants(without_int8(config), graph, data, timings, progress)
         for variant, msgs in notes.items():
             warnings.extend(f"{variant}: {m}" for m in msgs)
-        # TFLite Micro runs the int8 file in its own child process, on a worker thread: it goes on the second
-        # core while this one builds the per-layer table and verifies every variant against PyTorch (the
-        # interpreters release the GIL while they run). It starts as soon as the int8 model exists.
+        # TFLite Micro runs the int8 file in its own child process, on a worker thread, and so does the int8
+        # per-layer table: they share the second core while this one checks the int8 file is usable and
+        # verifies every variant against PyTorch (the interpreters release the GIL while they run). Micro
+        # starts as soon as the int8 model exists.
         with ThreadPoolExecutor(max_workers=1) as pool:
             early: list[tuple[bytes, Future]] = []
 
@@ -135,6 +136,11 @@ def run_export(config: ExportConfig, progress: Progress | None = None) -> Export
                 with timed(timings, "tflite_micro_wait"):
                     targets, timings["tflite_micro"] = micro.result()
                 targets = {v: for_file(t, built[v]) for v, t in targets.items()}  # its size with the metadata
+            if int8 is not None and int8.pending is not None:  # the per-layer table ran beside all of that
+                with timed(timings, "layer_table_wait"):
+                    noted = len(int8.warnings)
+                    int8 = int8.settled(progress)
+                    warnings.extend(int8.warnings[noted:])
         for variant, target in targets.items():
             progress.log(f"{variant}: {target.message}")
         if int8 is not None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -55,6 +56,15 @@ class Int8Build:
     bias_correction: BiasCorrection | None = None
     guard: GuardResult | None = None
     warnings: list[str] = field(default_factory=list)
+    pending: LayerTable | None = field(default=None, compare=False, repr=False)
+    """The per-layer table still being computed; ``settled`` waits for it."""
+
+    def settled(self, progress: Progress | None = None) -> "Int8Build":
+        """This build with its per-layer table in (and the note if it could not be computed)."""
+        if self.pending is None:
+            return self
+        layers, notes = self.pending.result(progress or NullProgress())
+        return dataclasses.replace(self, layer_errors=layers, pending=None, warnings=[*self.warnings, *notes])
 
     @property
     def budget_met(self) -> bool | None:
@@ -127,31 +137,14 @@ def build_int8(
 
     with timed(timings, "accuracy_guard"):
         started = time.perf_counter()
-        progress.stage("int8: per-layer error")
         ranking = first_samples(stream, RANKING_SAMPLES)
-        # The calibrated model is the float graph under the very node names the quantizer matches denylists by.
-        try:  # the interpreter that keeps every tensor can abort on a graph it dislikes: a child takes the hit
-            layers = run_isolated(
-                "the per-layer error step",
-                layer_errors,
-                calibration.calibrated,
-                model,
-                ranking[:LAYER_SAMPLES],
-                graph.onnx_path,
-                graph.input_layout,
-            )
-        except NativeCrash as err:
-            note = (
-                f"per-layer error table skipped: {err}; the int8 model itself is unaffected and verified below"
-                + ("; the accuracy guard needs that table and was skipped too" if config.max_drop is not None else "")
-            )
-            progress.log(note)
-            return Int8Build(model, method, summary, None, bias, warnings=[note])
-        for line in summary_lines(layers, limit=len(layers.ops) if config.debug else 8):
-            progress.log(line)
-        result = Int8Build(model, method, summary, layers, bias)
+        # The per-layer table runs in a child while the usable check runs here; unless the guard needs it,
+        # the run collects it after verification (``Int8Build.settled``), so it costs no wall time of its own.
+        pending = LayerTable(config, calibration.calibrated, model, ranking[:LAYER_SAMPLES], graph)
+        result = Int8Build(model, method, summary, None, bias, pending=pending)
         notes: list[str] = []
         if config.max_drop is None:
+            progress.stage("int8: usable check (per-layer error beside it)")
             auto = dataclasses.replace(config, max_drop=AUTO_MAX_DROP)
             guard = Guard(auto, graph, built["float32"], stream, evaluation, ranking, progress, expected_samples)
             check = guard.budget.measure(model)
@@ -167,6 +160,11 @@ def build_int8(
             progress.log(notes[0])
         else:
             guard = Guard(config, graph, built["float32"], stream, evaluation, ranking, progress, expected_samples)
+        progress.stage("int8: per-layer error (the accuracy guard ranks by it)")
+        result = result.settled(progress)
+        layers = result.layer_errors
+        if layers is None:  # the table's interpreter crashed: its note says the guard was skipped too
+            return result
         if method != "minmax":  # the run says what the chosen ranges bought over the converter's own
             plain = guard.budget.measure(quantize(calibration.calibrated, config.io_type))
             summary = dataclasses.replace(summary, minmax_on_evaluation=plain)
@@ -176,7 +174,39 @@ def build_int8(
         outcome = (f"the guarded file ships: {run.result.message}" if run.result.budget_met
                    else "it could not meet it, so the file is written as *_over_budget.tflite")  # fmt: skip
         warnings = [f"{notes[0]} {outcome}", *[w for w in warnings if w != f"int8: {run.result.message}"]]
-    return dataclasses.replace(result, model=run.model, calibration=summary, guard=run.result, warnings=warnings)
+    return dataclasses.replace(result, model=run.model, calibration=summary, guard=run.result,
+                               warnings=[*result.warnings, *warnings])  # fmt: skip
+
+
+class LayerTable:
+    """The per-layer error table, computed in a spawned child on a worker thread: the interpreter that keeps
+    every tensor can abort on a graph it dislikes, and the child takes the hit."""
+
+    def __init__(self, config: Any, calibrated: bytes, model: bytes, samples: np.ndarray, graph: Any) -> None:
+        self.config = config
+        self._pool = ThreadPoolExecutor(max_workers=1)
+        # The calibrated model is the float graph under the very node names the quantizer matches denylists by.
+        self._future = self._pool.submit(
+            run_isolated, "the per-layer error step", layer_errors, calibrated, model, samples, graph.onnx_path,
+            graph.input_layout,
+        )  # fmt: skip
+        self._pool.shutdown(wait=False)
+
+    def result(self, progress: Progress) -> tuple[LayerErrors | None, list[str]]:
+        """(the table, or None with the note of why not)."""
+        try:
+            layers = self._future.result()
+        except NativeCrash as err:
+            note = (
+                f"per-layer error table skipped: {err}; the int8 model itself is unaffected and verified below"
+                + ("; the accuracy guard needs that table and was skipped too" if self.config.max_drop is not None
+                   else "")
+            )  # fmt: skip
+            progress.log(note)
+            return None, [note]
+        for line in summary_lines(layers, limit=len(layers.ops) if self.config.debug else 8):
+            progress.log(line)
+        return layers, []
 
 
 def unusable_note(check: Any, budget: Any) -> str:

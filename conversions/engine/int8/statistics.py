@@ -103,15 +103,21 @@ def shard_minmax(calibrated: bytes, path: str, bounds: tuple[int, int], tensors:
     interp, input_index, samples = _interpreter_and_samples(calibrated, path, bounds)
     lo = {i: np.inf for i in tensors}
     hi = {i: -np.inf for i in tensors}
+    views = {i: interp.tensor(i) for i in tensors}
     for x in samples:
         interp.set_tensor(input_index, np.asarray(x, dtype=np.float32))
         interp.invoke()
         for i in tensors:
-            t = interp.get_tensor(i)
-            if t.size:
-                lo[i] = min(lo[i], float(t.min()))
-                hi[i] = max(hi[i], float(t.max()))
+            _extremes(views[i](), i, lo, hi)
     return {i: (lo[i], hi[i]) for i in tensors if lo[i] <= hi[i]}
+
+
+def _extremes(t: np.ndarray, i: int, lo: dict[int, float], hi: dict[int, float]) -> None:
+    # ``t`` is a view into the interpreter's memory (no copy: ViT-B/16 keeps ~1 GB of tensors per image); it
+    # must be gone before the next ``invoke``, which is why this is a function of its own.
+    if t.size:
+        lo[i] = min(lo[i], float(t.min()))
+        hi[i] = max(hi[i], float(t.max()))
 
 
 def shard_histograms(
@@ -126,15 +132,21 @@ def shard_histograms(
         size = int(np.prod(shapes[i]))
         if size > MAX_VALUES_PER_SAMPLE:  # seeded by the tensor, so every shard picks the same positions
             picks[i] = np.sort(np.random.default_rng(i).choice(size, MAX_VALUES_PER_SAMPLE, replace=False))
+    views = {i: interp.tensor(i) for i in hists}
     for x in samples:
         interp.set_tensor(input_index, np.asarray(x, dtype=np.float32))
         interp.invoke()
         for i, hist in hists.items():
-            lo, hi = ranges[i]
-            values = interp.get_tensor(i).ravel()
-            if i in picks:
-                values = values[picks[i]]
-            idx = ((values - lo) * (bins / (hi - lo))).astype(np.int64)
-            np.clip(idx, 0, bins - 1, out=idx)
-            hist += np.bincount(idx, minlength=bins)
+            _bin(views[i](), picks.get(i), ranges[i], bins, hist)
     return hists
+
+
+def _bin(view: np.ndarray, pick: np.ndarray | None, bounds: tuple[float, float], bins: int, hist: np.ndarray) -> None:
+    # ``view`` is the interpreter's memory, dropped on return (see ``_extremes``).
+    lo, hi = bounds
+    values = view.ravel()
+    if pick is not None:
+        values = values[pick]
+    idx = ((values - lo) * (bins / (hi - lo))).astype(np.int64)
+    np.clip(idx, 0, bins - 1, out=idx)
+    hist += np.bincount(idx, minlength=bins)

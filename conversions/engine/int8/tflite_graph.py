@@ -107,19 +107,20 @@ def feed(interp: Any, x: np.ndarray) -> None:
     interp.set_tensor(d["index"], value)
 
 
-def dequantized(interp: Any, detail: dict[str, Any]) -> np.ndarray:
+def dequantized(interp: Any, detail: dict[str, Any], dtype: Any = np.float64) -> np.ndarray:
+    """The tensor's values in ``dtype`` (a new array), its int8 levels times their scales."""
     x = interp.get_tensor(detail["index"])
     if np.dtype(detail["dtype"]) in FLOAT_DTYPES:
-        return x.astype(np.float64)
+        return x.astype(dtype)
     params = detail["quantization_parameters"]
     scales, zeros = params["scales"], params["zero_points"]
     if len(scales) > 1:  # per-channel (weights only; activations are per tensor)
         axis = params["quantized_dimension"]
         shape = [1] * x.ndim
         shape[axis] = -1
-        return (x.astype(np.float64) - zeros.reshape(shape)) * scales.reshape(shape)
+        return (x.astype(dtype) - zeros.reshape(shape).astype(dtype)) * scales.reshape(shape).astype(dtype)
     scale, zero = detail["quantization"]
-    return (x.astype(np.float64) - zero) * scale
+    return (x.astype(dtype) - dtype(zero)) * dtype(scale)
 
 
 class ModelPair(NamedTuple):

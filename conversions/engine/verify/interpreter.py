@@ -21,31 +21,36 @@ from conversions.engine.report.results import LatencyStats
 _FLOAT_DTYPES = (np.float32, np.float16, np.float64)
 
 
+def allocated_interpreter(content: bytes, threads: int = 1, xnnpack: bool = True, **options: Any) -> tuple[Any, bool]:
+    """A LiteRT interpreter with its tensors allocated, and whether XNNPACK runs it.
+
+    XNNPACK may refuse a node it cannot prepare (Swin-T's int8 file: "Node number 553 ... failed to
+    prepare"); the builtin kernels compute the same function, only slower, so the model runs on them instead
+    of failing. ``options`` go to the interpreter (e.g. ``experimental_preserve_all_tensors``)."""
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    def build(resolver: Any) -> Any:
+        interp = Interpreter(model_content=content, num_threads=threads, experimental_op_resolver_type=resolver,
+                             **options)  # fmt: skip
+        interp.allocate_tensors()
+        return interp
+
+    if not xnnpack:
+        return build(OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES), False
+    try:
+        return build(OpResolverType.AUTO), True
+    except RuntimeError as err:
+        if "XNNPACK" not in str(err):
+            raise
+        return build(OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES), False
+
+
 class TFLiteModel:
     def __init__(self, model: bytes | str | Path, threads: int = 1, xnnpack: bool = True) -> None:
-        from ai_edge_litert.interpreter import Interpreter, OpResolverType
-
         content = model if isinstance(model, bytes) else Path(model).read_bytes()
         self._bytes = content
-        self.xnnpack = xnnpack
-        # Without XNNPACK: the reference kernels, for a model XNNPACK refuses (verify/native.py finds out).
-        resolver = OpResolverType.AUTO if xnnpack else OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
-        self.interpreter = Interpreter(model_content=content, num_threads=threads, experimental_op_resolver_type=resolver)
-        try:
-            self.interpreter.allocate_tensors()
-        except RuntimeError as err:
-            if not xnnpack or "XNNPACK" not in str(err):
-                raise
-            # XNNPACK refused a node (Swin-T's int8 file: "Node number 553 ... failed to prepare"): the builtin
-            # kernels compute the same function, only slower. ``xnnpack`` says which ran; the verify stage
-            # finds such refusals in a child first and reports them.
-            self.xnnpack = False
-            self.interpreter = Interpreter(
-                model_content=content,
-                num_threads=threads,
-                experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
-            )
-            self.interpreter.allocate_tensors()
+        # Without XNNPACK: the builtin kernels, for a model XNNPACK refuses (verify/native.py finds out).
+        self.interpreter, self.xnnpack = allocated_interpreter(content, threads, xnnpack)
         self.input = self.interpreter.get_input_details()[0]
         self.outputs = sorted(self.interpreter.get_output_details(), key=lambda d: d["name"])
 

@@ -99,16 +99,13 @@ def _litert_outputs(
     with its default (optimized, XNNPACK) kernels, or its reference kernels, TFLite Micro's closest kin."""
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
-    kind = OpResolverType.BUILTIN_REF if reference_kernels else OpResolverType.AUTO
-    interp = Interpreter(model_content=model, experimental_op_resolver_type=kind)
-    try:
+    from conversions.engine.verify.interpreter import allocated_interpreter
+
+    if reference_kernels:
+        interp = Interpreter(model_content=model, experimental_op_resolver_type=OpResolverType.BUILTIN_REF)
         interp.allocate_tensors()
-    except RuntimeError as err:
-        if reference_kernels or "XNNPACK" not in str(err):
-            raise
-        # XNNPACK refused a node (Swin-T's int8 file); LiteRT's builtin kernels are the optimized reference.
-        interp = Interpreter(model_content=model, experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
-        interp.allocate_tensors()
+    else:  # where XNNPACK refuses a node, LiteRT's builtin kernels are the optimized reference
+        interp, _ = allocated_interpreter(model)
     d_in = interp.get_input_details()[0]
     outs = interp.get_output_details()
     raw_inputs, raw_outputs = [], []
