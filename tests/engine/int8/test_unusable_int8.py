@@ -71,3 +71,17 @@ def test_a_usable_int8_file_runs_no_guard_and_raises_no_alarm(spiky_checkpoint, 
     assert int8.guard is None
     assert not [w for w in report.warnings if "UNUSABLE" in w]
     assert Path(int8.output) == tmp_path / "spiky_int8.tflite"
+
+
+def test_unusable_means_the_whole_agreement_interval_is_under_half_or_the_sqnr_under_10_db():
+    from conversions.engine.int8.build import is_unusable
+    from conversions.engine.report.int8_results import GuardMeasure
+
+    def measure(agreement: float, sqnr: float) -> GuardMeasure:
+        return GuardMeasure(value=agreement, drop=100 - agreement, top1_agreement=agreement, sqnr_db=sqnr,
+                            meets_budget=False)  # fmt: skip
+
+    assert not is_unusable(measure(37.5, 14.0), 16)  # 6 of 16: 95 % interval 18-61 %, could well be usable
+    assert is_unusable(measure(6.25, 14.0), 16)  # 1 of 16: at most 28 %
+    assert is_unusable(measure(37.5, 14.0), 188)  # 70 of 188: at most 45 %
+    assert is_unusable(measure(100.0, 9.0), 188)  # every decision kept, but the scores themselves are noise
