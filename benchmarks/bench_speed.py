@@ -1,7 +1,7 @@
 """End-to-end conversion time, stage by stage: quantweb's verified int8 export beside the plain path.
 
     .venv/bin/python benchmarks/bench_speed.py [--models tv_resnet50,tv_vit_b_16] [--pairs 1] [--calib 32]
-        [--jsonl speed.jsonl] [--timeout 1800]
+        [--jsonl speed.jsonl] [--timeout 1800] [--only quantweb|plain]
 
 The plain path is what a user does without quantweb, with onnx2tf's own defaults: ``onnx2tf.convert`` on
 the exported ``.onnx`` (its onnxsim passes, strict mode, a SavedModel and its float32/float16 files on
@@ -138,6 +138,8 @@ def main() -> None:
     parser.add_argument("--calib", type=int, default=32)
     parser.add_argument("--timeout", type=int, default=1800)
     parser.add_argument("--jsonl", help="append every measurement as a JSON line")
+    parser.add_argument("--only", choices=sorted(SIDES),
+                        help="time one path alone (the plain path's strict onnx2tf takes many minutes on ViT-B)")
     parser.add_argument("--side", choices=sorted(SIDES), help=argparse.SUPPRESS)
     parser.add_argument("--one", help=argparse.SUPPRESS)
     parser.add_argument("--result", help=argparse.SUPPRESS)
@@ -155,7 +157,7 @@ def main() -> None:
     for name in args.models.split(","):
         for pair in range(args.pairs):
             order = ("quantweb", "plain") if pair % 2 == 0 else ("plain", "quantweb")
-            for side in order:
+            for side in [s for s in order if args.only in (None, s)]:
                 row = run_side(side, name, args) | {"pair": pair, "engine_version": version}
                 rows.append(row)
                 print(json.dumps(row), flush=True)
@@ -179,6 +181,8 @@ def table(rows: list[dict]) -> str:
             medians[side + "_stages"] = stages
         for side in SIDES:
             m, p = medians[side], medians["plain"]
+            if m is None and not [r for r in rows if r["model"] == name and r["side"] == side]:
+                continue  # that path was not timed (--only)
             ratio = f"{m / p:.2f}" if m and p else "-"
             lines.append(f"| {name} | {side} | {m if m is not None else '-'} | {ratio} | {medians[side + '_stages']} |")
     return "\n".join(lines)
