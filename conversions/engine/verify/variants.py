@@ -251,8 +251,13 @@ def slower_warnings(reports: list[VariantReport]) -> list[str]:
         why = f"ops responsible: {named}" if named else "no op known to be slow in int8 was found"
         if s["float_ops"]:
             why += f"; ops left in float between int8 ops (QUANTIZE/DEQUANTIZE at each): {', '.join(s['float_ops'])}"
+        runtime = "XNNPACK"
+        if r.extra.get("xnnpack_refused"):  # the whole file ran on builtin kernels: that, not its ops, is the cause
+            runtime = "builtin kernels"
+            why = ("XNNPACK refused to prepare it, so it ran on LiteRT's builtin kernels while float32 ran on "
+                   f"XNNPACK; {why}")  # fmt: skip
         lines.append(
-            f"{r.variant}: int8 slower than float32 ({s['ratio']}x its latency at {s['threads']} thread, XNNPACK); {why}. "
-            "On a CPU float32 may be the better file; on an integer-only accelerator the int8 one still is"
+            f"{r.variant}: int8 slower than float32 ({s['ratio']}x its latency at {s['threads']} thread, {runtime}); "
+            f"{why}. On a CPU float32 may be the better file; on an integer-only accelerator the int8 one still is"
         )
     return lines
