@@ -127,7 +127,7 @@ def _per_channel(name: str, values: Any, channels: int) -> tuple[float, ...]:
     if channels == 1 and len(vals) == 3:
         return (sum(vals) / 3.0,)
     raise ValueError(
-        f"--{name} has {len(vals)} values but the model takes {channels} channel(s); "
+        f"{{{name}}} has {len(vals)} values but the model takes {channels} channel(s); "
         f"give one value for all channels or exactly {channels}"
     )
 

@@ -207,3 +207,15 @@ def test_overrides_survive_a_json_round_trip_as_stored_on_a_run() -> None:
     overrides = preprocess_overrides_from_args(mean="0.5,0.4,0.3", std="0.2", resize="320x240", crop="200x100")
     stored = json.loads(json.dumps(overrides))
     assert build_spec("imagenet", 224, overrides=stored) == build_spec("imagenet", 224, overrides=overrides)
+
+
+def test_a_wrong_count_of_per_channel_values_names_the_field_each_front_end_words():
+    from conversions.engine.errors import render
+    from conversions.management.cli_terms import EXPORT_FLAGS
+    from conversions.wording import PORTAL_FIELD_NAMES
+
+    with pytest.raises(ValueError) as err:
+        build_spec("imagenet", 224, channels=3, overrides={"mean": (0.5, 0.5)})
+    assert str(err.value).startswith("{mean} has 2 values but the model takes 3 channel(s)")
+    assert render(str(err.value), EXPORT_FLAGS).startswith("--mean has 2 values")
+    assert "--" not in render(str(err.value), PORTAL_FIELD_NAMES)
