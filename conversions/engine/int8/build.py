@@ -214,20 +214,20 @@ def is_unusable(check: Any, images: int) -> bool:
     """Output SQNR under ``UNUSABLE_SQNR_DB``, or top-1 agreement under ``UNUSABLE_TOP1`` % with its whole 95 %
     interval: on 16 held-out images of a random-init network (flat logits) 6 of 16 is anything from 18 to
     61 %, and running the guard on that would keep ops in float for nothing."""
+    return check.sqnr_db < UNUSABLE_SQNR_DB or 100 * agreement_interval(check, images)[1] < UNUSABLE_TOP1
+
+
+def agreement_interval(check: Any, images: int) -> tuple[float, float]:
+    """The 95 % interval (fractions) of ``check``'s top-1 agreement on ``images`` held-out images."""
     from conversions.engine.verify.metrics import wilson_interval
 
-    if check.sqnr_db < UNUSABLE_SQNR_DB:
-        return True
-    interval = wilson_interval(round(check.top1_agreement * images / 100), images)
-    return interval is not None and 100 * interval[1] < UNUSABLE_TOP1
+    return wilson_interval(round(check.top1_agreement * images / 100), images) or (0.0, 1.0)
 
 
 def unusable_note(check: Any, budget: Any) -> str:
     """What the automatic guard says about the plain int8 file it found unusable, with the budget's interval."""
-    from conversions.engine.verify.metrics import wilson_interval
-
     n = len(budget.inputs)
-    lo, hi = wilson_interval(round(check.top1_agreement * n / 100), n) or (0.0, 1.0)
+    lo, hi = agreement_interval(check, n)
     return (
         f"int8: UNUSABLE without help: plain int8 agrees with the float model on {check.top1_agreement:.1f} % of "
         f"{n} held-out images (95 % interval {100 * lo:.1f}-{100 * hi:.1f} %), output SQNR {check.sqnr_db:.1f} dB "
